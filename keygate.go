@@ -1,0 +1,165 @@
+// Package keygate holds the domain of the gateway: the plain types shared by
+// the key pool, the relay, the key sources, the stores and the admin API, and
+// the small interfaces through which they talk. It imports only the standard
+// library; every dependency lives behind a subpackage.
+package keygate
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// Version is set at build time with -ldflags "-X github.com/keygate/keygate.Version=…".
+var Version = "dev"
+
+// Key usage modes (SPEC section 3).
+const (
+	ModeSingle     = "single"
+	ModeRoundRobin = "round_robin"
+	ModeLeastUsed  = "least_used"
+	ModeWeighted   = "weighted"
+)
+
+// Model statuses (SPEC section 3).
+const (
+	StatusEnabled  = "enabled"
+	StatusDisabled = "disabled"
+	StatusInactive = "inactive"
+)
+
+// Model is one upstream deployment a client can reach by its ModelID. Several
+// Models with the same ModelID form one load-balanced group. The field names
+// are the contract's (SPEC section 3); the YAML file and the admin API share them.
+type Model struct {
+	ID             int64      `json:"id,omitempty" yaml:"-"`
+	Name           string     `json:"name,omitempty" yaml:"name"`
+	ModelID        string     `json:"model_id" yaml:"model_id"`
+	Provider       string     `json:"provider" yaml:"provider"`
+	Type           string     `json:"type,omitempty" yaml:"type"`
+	Description    string     `json:"description,omitempty" yaml:"description"`
+	Status         string     `json:"status,omitempty" yaml:"status"`
+	BaseURL        string     `json:"base_url" yaml:"base_url"`
+	AuthType       string     `json:"auth_type,omitempty" yaml:"auth_type"`
+	KeyUsageMode   string     `json:"key_usage_mode,omitempty" yaml:"key_usage_mode"`
+	APIKeys        []KeySpec  `json:"api_keys,omitempty" yaml:"api_keys"`
+	KeySource      *KeySource `json:"key_source,omitempty" yaml:"key_source"`
+	UpstreamModel  string     `json:"upstream_model,omitempty" yaml:"upstream_model"`
+	Fallbacks      []string   `json:"fallbacks,omitempty" yaml:"fallbacks"`
+	SupportsVision bool       `json:"supports_vision,omitempty" yaml:"supports_vision"`
+	MaxTokens      int        `json:"max_tokens,omitempty" yaml:"max_tokens"`
+	ContextWindow  int        `json:"context_window,omitempty" yaml:"context_window"`
+	InputPrice     float64    `json:"input_price,omitempty" yaml:"input_price"`
+	OutputPrice    float64    `json:"output_price,omitempty" yaml:"output_price"`
+	RPM            int        `json:"rpm,omitempty" yaml:"rpm"`
+	TPM            int        `json:"tpm,omitempty" yaml:"tpm"`
+	// Temperature is the default temperature applied when a request has none
+	// (zero-config mode's LLM_TEMPERATURE). Nil means "leave the request alone".
+	Temperature *float64 `json:"temperature,omitempty" yaml:"temperature"`
+}
+
+// UpstreamName is the model name sent to the provider.
+func (m *Model) UpstreamName() string {
+	if m.UpstreamModel != "" {
+		return m.UpstreamModel
+	}
+	return m.ModelID
+}
+
+// KeySpec is one provider key as configured. Key is the secret in clear and
+// must never be logged or returned; use Mask.
+type KeySpec struct {
+	Key    string `json:"key" yaml:"key"`
+	Status string `json:"status,omitempty" yaml:"status"`
+	Weight int    `json:"weight,omitempty" yaml:"weight"`
+}
+
+// KeySource describes a key service that hands out expiring keys (SPEC section 5).
+type KeySource struct {
+	URL                  string            `json:"url" yaml:"url"`
+	SceneCode            string            `json:"scene_code,omitempty" yaml:"scene_code"`
+	Method               string            `json:"method,omitempty" yaml:"method"`
+	ResultField          string            `json:"result_field,omitempty" yaml:"result_field"`
+	Headers              map[string]string `json:"headers,omitempty" yaml:"headers"`
+	ExpireSeconds        int               `json:"expire_seconds,omitempty" yaml:"expire_seconds"`
+	RefreshBeforeSeconds int               `json:"refresh_before_seconds,omitempty" yaml:"refresh_before_seconds"`
+	TimeoutSeconds       int               `json:"timeout_seconds,omitempty" yaml:"timeout_seconds"`
+	Retries              int               `json:"retries,omitempty" yaml:"retries"`
+	RetryIntervalMS      int               `json:"retry_interval_ms,omitempty" yaml:"retry_interval_ms"`
+}
+
+// TokenSpec is a gateway token (SPEC section 6). Token is the secret in clear
+// only when declared in the YAML file or when just created.
+type TokenSpec struct {
+	ID        int64      `json:"id,omitempty" yaml:"-"`
+	Name      string     `json:"name" yaml:"name"`
+	Token     string     `json:"token,omitempty" yaml:"token"`
+	User      string     `json:"user,omitempty" yaml:"user"`
+	Models    []string   `json:"models,omitempty" yaml:"models"`
+	RPM       int        `json:"rpm,omitempty" yaml:"rpm"`
+	TPM       int        `json:"tpm,omitempty" yaml:"tpm"`
+	Budget    *Budget    `json:"budget,omitempty" yaml:"budget"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty" yaml:"expires_at"`
+}
+
+// Budget caps a token's spend in USD over a period: daily, monthly or total.
+type Budget struct {
+	Amount float64 `json:"amount" yaml:"amount"`
+	Period string  `json:"period" yaml:"period"`
+}
+
+// AllowsModel reports whether the token may call modelID.
+func (t *TokenSpec) AllowsModel(modelID string) bool {
+	if len(t.Models) == 0 {
+		return true
+	}
+	for _, m := range t.Models {
+		if m == "*" || m == modelID {
+			return true
+		}
+	}
+	return false
+}
+
+// UsageRecord is one relayed request, as stored (SPEC section 6).
+type UsageRecord struct {
+	Time             time.Time
+	RequestID        string
+	User             string
+	Token            string // the token's name, never its secret
+	Model            string
+	UpstreamModel    string
+	KeyID            string
+	Status           int
+	Attempts         int
+	PromptTokens     int
+	CompletionTokens int
+	LatencyMS        int64
+	TTFTMS           int64
+	Cost             float64
+	Stream           bool
+}
+
+// Mask shows a secret as its first and last four characters (sk-a…wxyz).
+// Short secrets are hidden entirely.
+func Mask(secret string) string {
+	if len(secret) <= 12 {
+		return "****"
+	}
+	return secret[:4] + "…" + secret[len(secret)-4:]
+}
+
+// KeyHasher derives a stable, non-reversible id for a key string, so that the
+// same key under several models is one key without its clear text being the id.
+type KeyHasher struct{ secret []byte }
+
+// NewKeyHasher returns a hasher keyed by secret.
+func NewKeyHasher(secret []byte) KeyHasher { return KeyHasher{secret: secret} }
+
+// ID returns the key's id: "k_" and 16 hex characters of HMAC-SHA256.
+func (h KeyHasher) ID(key string) string {
+	m := hmac.New(sha256.New, h.secret)
+	m.Write([]byte(key))
+	return "k_" + hex.EncodeToString(m.Sum(nil))[:16]
+}
