@@ -8,6 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -162,4 +163,13 @@ func (h KeyHasher) ID(key string) string {
 	m := hmac.New(sha256.New, h.secret)
 	m.Write([]byte(key))
 	return "k_" + hex.EncodeToString(m.Sum(nil))[:16]
+}
+
+// MaskIn replaces every occurrence of secret in s with its masked form, for
+// error text that may echo a key.
+func MaskIn(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, Mask(secret))
 }

@@ -1,6 +1,9 @@
 package keygate
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // UsageStore persists usage records. Callers hand it batches; it is never
 // called on the request path (see package usage).
@@ -17,11 +20,35 @@ type Store interface {
 	Close() error
 }
 
-// KeyPolicy tunes how the pool treats failing keys (SPEC section 4).
-type KeyPolicy struct {
-	// MaxRetries is how many further keys a request may try after the first.
-	MaxRetries int `json:"max_retries" yaml:"max_retries"`
+// KeyState is the persisted health and totals of a key (Model "") or of a
+// key under one model (Model set; only the health fields are used).
+type KeyState struct {
+	KeyID            string
+	Model            string
+	Class            string
+	Streak           int
+	Retries          int
+	Disabled         bool
+	Cooling          bool
+	BlockedUntil     time.Time
+	FirstErrorAt     time.Time
+	LastErrorAt      time.Time
+	LastError        string
+	OperatorDisabled bool
+	Requests         int64
+	Successes        int64
+	Failures         int64
+	LatencyMS        int64
+	LastUsedAt       time.Time
+	PromptTokens     int64
+	CompletionTokens int64
+	Cost             float64
+	UpdatedAt        time.Time
 }
 
-// DefaultKeyPolicy returns the SPEC defaults.
-func DefaultKeyPolicy() KeyPolicy { return KeyPolicy{MaxRetries: 3} }
+// KeyStateStore keeps key health across restarts. Writes come in batches
+// from a writer behind the request path.
+type KeyStateStore interface {
+	SaveKeyStates(ctx context.Context, states []KeyState) error
+	LoadKeyStates(ctx context.Context) ([]KeyState, error)
+}

@@ -1,0 +1,124 @@
+// Package admin holds the operator routes under /api/v1: keys and their
+// health now; models, users and tokens as they come. Every handler here is
+// behind the admin credential (see server.Auth.Admin).
+package admin
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/pool"
+	"github.com/keygate/keygate/respond"
+)
+
+// Deps is what the admin handlers use.
+type Deps struct {
+	Logger *slog.Logger
+	Clock  clockwork.Clock
+	Pool   *pool.Pool
+}
+
+// HandleListKeys answers every key with its state; ?model= and ?status=
+// narrow the list.
+func HandleListKeys(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		model, status := r.URL.Query().Get("model"), r.URL.Query().Get("status")
+		now := d.Clock.Now()
+		out := []pool.KeyView{}
+		for _, k := range d.Pool.Keys() {
+			v := k.View(now)
+			if (model != "" && !slices.Contains(v.Models, model)) || (status != "" && v.Status != status) {
+				continue
+			}
+			out = append(out, v)
+		}
+		respond.JSON(w, http.StatusOK, map[string]any{"data": out})
+	})
+}
+
+// HandleGetKey answers one key.
+func HandleGetKey(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k, err := findKey(d, r)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		respond.JSON(w, http.StatusOK, k.View(d.Clock.Now()))
+	})
+}
+
+// HandleResetKey clears one key's failure state.
+func HandleResetKey(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k, err := findKey(d, r)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		k.Reset()
+		d.Logger.Info("key reset by operator", "key_id", k.ID)
+		respond.JSON(w, http.StatusOK, k.View(d.Clock.Now()))
+	})
+}
+
+// HandleResetKeys clears the failure state of every key, or with
+// ?failed=true only of those cooling down, disabled by failures or in error.
+func HandleResetKeys(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		onlyFailed := r.URL.Query().Get("failed") == "true"
+		now := d.Clock.Now()
+		reset := []string{}
+		for _, k := range d.Pool.Keys() {
+			v := k.View(now)
+			if onlyFailed && v.ErrorClass == "" && v.Status != pool.StatusError {
+				continue
+			}
+			k.Reset()
+			reset = append(reset, k.ID)
+		}
+		d.Logger.Info("keys reset by operator", "count", len(reset), "only_failed", onlyFailed)
+		respond.JSON(w, http.StatusOK, map[string]any{"reset": len(reset), "ids": reset})
+	})
+}
+
+// HandlePatchKey switches a key on or off: {"status":"enabled"|"disabled"}.
+func HandlePatchKey(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k, err := findKey(d, r)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		var body struct {
+			Status string `json:"status"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "body must be JSON like {\"status\":\"disabled\"}: %v", err))
+			return
+		}
+		switch body.Status {
+		case keygate.StatusEnabled:
+			k.SetDisabled(false)
+		case keygate.StatusDisabled:
+			k.SetDisabled(true)
+		default:
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "status: %q must be enabled or disabled", body.Status))
+			return
+		}
+		d.Logger.Info("key status changed by operator", "key_id", k.ID, "status", body.Status)
+		respond.JSON(w, http.StatusOK, k.View(d.Clock.Now()))
+	})
+}
+
+func findKey(d Deps, r *http.Request) (*pool.Key, error) {
+	id := r.PathValue("id")
+	if k := d.Pool.Key(id); k != nil {
+		return k, nil
+	}
+	return nil, keygate.Errorf(keygate.ENotFound, "no key with id %q", id)
+}

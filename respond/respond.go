@@ -1,0 +1,65 @@
+// Package respond writes JSON answers and errors in the one shape every
+// keygate route uses: OpenAI's {"error":{"message","type","code"}}.
+package respond
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/keygate/keygate"
+)
+
+// JSON writes v with status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"internal error","type":"server_error","code":"internal_error"}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+type errorBody struct {
+	Error errorFields `json:"error"`
+}
+
+type errorFields struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+}
+
+// Error writes err as an OpenAI-shaped error. Only a *keygate.Error's
+// message reaches the caller; anything else is logged and answered as
+// "internal error".
+func Error(w http.ResponseWriter, logger *slog.Logger, err error) {
+	code := keygate.ErrorCode(err)
+	if code == keygate.EInternal && logger != nil {
+		logger.Error("internal error", "err", err)
+	}
+	status := keygate.HTTPStatus(code)
+	JSON(w, status, errorBody{Error: errorFields{Message: keygate.ErrorMessage(err), Type: errorType(status), Code: code}})
+}
+
+// errorType follows the "type" values OpenAI SDKs know.
+func errorType(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status == http.StatusServiceUnavailable:
+		return "service_unavailable"
+	case status >= 500:
+		return "server_error"
+	default:
+		return "invalid_request_error"
+	}
+}

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/relay"
+	"github.com/keygate/keygate/respond"
+	"github.com/tidwall/gjson"
+)
+
+// handleRelay authenticates the caller, reads the body within the size
+// limit, reads only the fields it needs (model, stream, and that required
+// is present) and relays the call.
+func handleRelay(d Deps, endpoint, required string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := d.Clock.Now()
+		caller, err := d.Auth.Client(r)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		body, err := readBody(w, r, d.MaxBodyBytes)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		if !gjson.ValidBytes(body) {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "request body is not valid JSON"))
+			return
+		}
+		fields := gjson.GetManyBytes(body, "model", required, "stream")
+		model, stream := fields[0], fields[2]
+		if model.Type != gjson.String || model.Str == "" {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required field: model (a string)"))
+			return
+		}
+		if !fields[1].Exists() {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required field: %s", required))
+			return
+		}
+		if stream.Exists() && stream.Type != gjson.True && stream.Type != gjson.False {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "field stream must be true or false"))
+			return
+		}
+		g := d.Pool.Group(model.Str)
+		if g == nil {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "The model `%s` does not exist", model.Str))
+			return
+		}
+		if !caller.AllowsModel(model.Str) {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotAllowed, "this token may not use model `%s`", model.Str))
+			return
+		}
+		d.Relay.Serve(w, r, &relay.Call{
+			Endpoint: endpoint, Group: g, Body: body, Stream: stream.Type == gjson.True,
+			RequestID: w.Header().Get(requestIDHeader), User: caller.User, Token: caller.Name, Start: start,
+		})
+	})
+}
+
+// readBody reads the whole body, refusing one over limit with 413.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	size := r.ContentLength
+	if size < 0 || size > 1<<20 {
+		size = 512
+	}
+	buf := make([]byte, 0, size+1)
+	body := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, tooLarge(limit)
+			}
+			return nil, keygate.Errorf(keygate.EInvalidRequest, "could not read request body: %v", err)
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+	}
+}
+
+func tooLarge(limit int64) error {
+	return keygate.Errorf(keygate.ERequestTooLarge, "request body is larger than the limit of %d bytes", limit)
+}
+
+type modelEntry struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// handleModels lists the models the caller may use, in OpenAI's shape.
+func handleModels(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, err := d.Auth.Client(r)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		data := []modelEntry{}
+		for _, id := range d.Pool.ModelIDs() {
+			if !caller.AllowsModel(id) {
+				continue
+			}
+			owner := "keygate"
+			if g := d.Pool.Group(id); g != nil && len(g.Deployments) > 0 {
+				owner = g.Deployments[0].Model.Provider
+			}
+			data = append(data, modelEntry{ID: id, Object: "model", OwnedBy: owner})
+		}
+		respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	})
+}
+
+func handleHealthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// handleReadyz answers 200 when the store answers and some key can serve.
+func handleReadyz(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		problems := []string{}
+		if d.Store != nil {
+			if err := d.Store.Ping(ctx); err != nil {
+				d.Logger.Warn("readyz: store unreachable", "err", err)
+				problems = append(problems, "store unreachable")
+			}
+		}
+		if !d.Pool.Usable(d.Clock.Now().UnixNano()) {
+			problems = append(problems, "no usable key")
+		}
+		if len(problems) > 0 {
+			respond.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": problems})
+			return
+		}
+		respond.JSON(w, http.StatusOK, map[string]any{"status": "ready", "models": strconv.Itoa(len(d.Pool.ModelIDs()))})
+	})
+}
+
+func handleNotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		respond.Error(w, nil, keygate.Errorf(keygate.ENotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+}

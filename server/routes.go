@@ -1,0 +1,31 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/keygate/keygate/admin"
+)
+
+// addRoutes is the whole API surface of keygate.
+func addRoutes(mux *http.ServeMux, d Deps) {
+	chat := handleRelay(d, "chat/completions", "messages")
+	mux.Handle("POST /v1/chat/completions", chat)
+	mux.Handle("POST /api/v1/llm/chat", chat)
+	mux.Handle("POST /v1/embeddings", handleRelay(d, "embeddings", "input"))
+
+	models := handleModels(d)
+	mux.Handle("GET /v1/models", models)
+	mux.Handle("GET /api/v1/llm/models", models)
+
+	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /readyz", handleReadyz(d))
+
+	ad := admin.Deps{Logger: d.Logger, Clock: d.Clock, Pool: d.Pool}
+	mux.Handle("GET /api/v1/keys", requireAdmin(d, admin.HandleListKeys(ad)))
+	mux.Handle("GET /api/v1/keys/{id}", requireAdmin(d, admin.HandleGetKey(ad)))
+	mux.Handle("PATCH /api/v1/keys/{id}", requireAdmin(d, admin.HandlePatchKey(ad)))
+	mux.Handle("POST /api/v1/keys/{id}/reset", requireAdmin(d, admin.HandleResetKey(ad)))
+	mux.Handle("POST /api/v1/keys/reset", requireAdmin(d, admin.HandleResetKeys(ad)))
+
+	mux.Handle("/", handleNotFound())
+}
