@@ -1,0 +1,275 @@
+package keysource
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate"
+)
+
+const (
+	maxAnswer  = 1 << 20 // bytes of an answer read
+	snippetLen = 200     // bytes of an answer quoted in an error
+)
+
+// fetch is one round: up to s.attempts attempts, s.interval apart on the
+// injected clock. It installs the key it gets. ctx ending is not a failure:
+// it returns ctx.Err() without logging.
+func (s *Source) fetch(ctx context.Context) (Lease, error) {
+	var err error
+	for attempt := 1; attempt <= s.attempts; attempt++ {
+		if attempt > 1 && !s.sleep(ctx, s.interval) {
+			return Lease{}, ctx.Err()
+		}
+		var l Lease
+		if l, err = s.fetchOnce(ctx); err == nil {
+			s.install(l)
+			return l, nil
+		}
+		if ctx.Err() != nil {
+			return Lease{}, ctx.Err()
+		}
+		s.mu.Lock()
+		s.failures++
+		s.lastErr = err
+		s.mu.Unlock()
+		s.log.Warn("key fetch failed", "attempt", fmt.Sprintf("%d/%d", attempt, s.attempts), "error", err)
+	}
+
+	// Say which key requests get now, so an operator knows how urgent this is.
+	if cur := s.Current(); cur.Valid(s.clock.Now()) {
+		s.log.Error("key fetch: all attempts failed", "key", keygate.Mask(cur.Secret),
+			"expires_at", cur.ExpiresAt, "error", err)
+	} else {
+		s.log.Error("key fetch: all attempts failed", "key", "backup", "error", err)
+	}
+	return Lease{}, err
+}
+
+// sleep waits d on the source's clock and reports false if ctx ended first.
+func (s *Source) sleep(ctx context.Context, d time.Duration) bool {
+	t := s.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.Chan():
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// fetchOnce asks the key service for a key, once.
+func (s *Source) fetchOnce(ctx context.Context) (Lease, error) {
+	l, err := s.ask(ctx)
+	if err != nil {
+		return Lease{}, fmt.Errorf("fetch key from %s: %w", s.shownURL, err)
+	}
+	return l, nil
+}
+
+func (s *Source) ask(ctx context.Context) (Lease, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := s.newRequest(ctx)
+	if err != nil {
+		return Lease{}, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		// *url.Error repeats the URL with its query, which may hold a secret.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return Lease{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return Lease{}, fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return Lease{}, fmt.Errorf("status %d: %s", resp.StatusCode, s.snippet(body))
+	}
+	return s.parse(body, s.clock.Now())
+}
+
+// newRequest builds the call SPEC section 5 describes: sceneCode as a query
+// parameter for GET, as a JSON body for POST.
+func (s *Source) newRequest(ctx context.Context) (*http.Request, error) {
+	u := *s.url
+	var body io.Reader
+	if s.spec.Method == http.MethodGet {
+		q := u.Query()
+		q.Set("sceneCode", s.spec.SceneCode)
+		u.RawQuery = q.Encode()
+	} else {
+		b, err := json.Marshal(map[string]string{"sceneCode": s.spec.SceneCode})
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, s.spec.Method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	for k, v := range s.spec.Headers {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	return req, nil
+}
+
+// parse reads {"<result_field>":"<key>"} and the optional expires_in or
+// expire_time, which win over expire_seconds.
+func (s *Source) parse(body []byte, now time.Time) (Lease, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return Lease{}, fmt.Errorf("answer is not a JSON object: %s", s.snippet(body))
+	}
+	name := s.spec.ResultField
+	raw, ok := fields[name]
+	if !ok {
+		return Lease{}, fmt.Errorf("answer has no %q field", name)
+	}
+	var secret string
+	if err := json.Unmarshal(raw, &secret); err != nil {
+		return Lease{}, fmt.Errorf("answer field %q is %s, want a string", name, kind(raw))
+	}
+	if strings.TrimSpace(secret) == "" {
+		return Lease{}, fmt.Errorf("answer field %q is empty", name)
+	}
+	expires, err := expiry(fields, now, s.expire)
+	if err != nil {
+		return Lease{}, err
+	}
+	return Lease{Secret: secret, FetchedAt: now, ExpiresAt: expires}, nil
+}
+
+// expiry reads expires_in (seconds, a number or a numeric string), else
+// expire_time (RFC 3339, or unix seconds or milliseconds), else returns
+// now+def. expires_in is preferred: it does not depend on the two machines'
+// clocks agreeing.
+func expiry(fields map[string]json.RawMessage, now time.Time, def time.Duration) (time.Time, error) {
+	if raw, ok := present(fields, "expires_in"); ok {
+		n, ok := number(raw)
+		if !ok {
+			return time.Time{}, fmt.Errorf("answer field \"expires_in\" is %s, want seconds", kind(raw))
+		}
+		if n <= 0 {
+			return time.Time{}, fmt.Errorf("answer field \"expires_in\" is %v: the key has already expired", n)
+		}
+		return now.Add(time.Duration(n * float64(time.Second))), nil
+	}
+	if raw, ok := present(fields, "expire_time"); ok {
+		var t time.Time
+		var str string
+		if json.Unmarshal(raw, &str) == nil {
+			t, _ = time.Parse(time.RFC3339, str)
+		}
+		if n, ok := number(raw); ok && t.IsZero() {
+			// A unix time in seconds passes 1e11 in the year 5138; in ms, in 1973.
+			if n >= 1e11 {
+				t = time.UnixMilli(int64(n))
+			} else {
+				t = time.Unix(int64(n), 0)
+			}
+		}
+		switch {
+		case t.IsZero():
+			return time.Time{}, fmt.Errorf("answer field \"expire_time\" is %s, want RFC 3339 or unix time", kind(raw))
+		case !t.After(now):
+			return time.Time{}, fmt.Errorf("answer field \"expire_time\" is %s: the key has already expired", t.UTC().Format(time.RFC3339))
+		}
+		return t, nil
+	}
+	return now.Add(def), nil
+}
+
+// present returns fields[name] unless it is missing or null.
+func present(fields map[string]json.RawMessage, name string) (json.RawMessage, bool) {
+	raw, ok := fields[name]
+	return raw, ok && string(raw) != "null"
+}
+
+// number reads a JSON number or a string holding one.
+func number(raw json.RawMessage) (float64, bool) {
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(string(n)), 64)
+	return f, err == nil
+}
+
+// kind names a JSON value's type, for errors that must not quote the value.
+func kind(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "empty"
+	}
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// tokenish matches runs that could be a secret: long, no spaces.
+var tokenish = regexp.MustCompile(`[A-Za-z0-9_\-+/=.~]{16,}`)
+
+// snippet is the start of an answer, made safe to log. The service may echo
+// the key or a credential, and there is no telling which word it is, so
+// besides the secrets the source knows, every long run mixing letters and
+// digits is masked; ordinary words and messages survive.
+func (s *Source) snippet(body []byte) string {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 {
+		return "(empty body)"
+	}
+	out := string(b)
+	if len(b) > snippetLen {
+		// ToValidUTF8 drops a character the cut split in half.
+		out = strings.ToValidUTF8(out[:snippetLen], "") + "…"
+	}
+	out = keygate.MaskIn(out, s.Current().Secret)
+	for _, v := range s.spec.Headers {
+		if len(v) >= 8 { // shorter values would mask ordinary words
+			out = keygate.MaskIn(out, v)
+		}
+	}
+	return tokenish.ReplaceAllStringFunc(out, func(w string) string {
+		if strings.ContainsAny(w, "0123456789") && strings.IndexFunc(w, isLetter) >= 0 {
+			return keygate.Mask(w)
+		}
+		return w
+	})
+}
+
+func isLetter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
