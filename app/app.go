@@ -1,0 +1,181 @@
+// Package app wires keygate together: config in, a running gateway out.
+// `keygate serve`, `keygate demo` and the end-to-end tests all start it here.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/keysource"
+	"github.com/keygate/keygate/pool"
+	"github.com/keygate/keygate/relay"
+	"github.com/keygate/keygate/server"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/usage"
+)
+
+// Options are the parts tests replace.
+type Options struct {
+	Logger *slog.Logger
+	Clock  clockwork.Clock
+	// ShutdownTimeout bounds how long in-flight requests may take to finish
+	// after the context ends (default 30 s).
+	ShutdownTimeout time.Duration
+}
+
+// App is a configured gateway, ready to serve.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	clock    clockwork.Clock
+	store    *store.DB
+	pool     *pool.Pool
+	recorder *usage.Recorder
+	states   *stateWriter
+	sources  []*keysource.Source
+	handler  http.Handler
+	shutdown time.Duration
+}
+
+// New opens the store, builds the key pool and the handler. It refuses a
+// non-loopback listen address when no credential is configured.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
+	a := &App{cfg: cfg, log: opts.Logger, clock: opts.Clock, shutdown: opts.ShutdownTimeout}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.clock == nil {
+		a.clock = clockwork.NewRealClock()
+	}
+	if a.shutdown == 0 {
+		a.shutdown = 30 * time.Second
+	}
+	auth := server.NewAuth(cfg.Tokens, cfg.AdminToken, a.clock.Now)
+	if auth.Open() {
+		if !config.IsLoopback(cfg.Listen) {
+			return nil, fmt.Errorf("refusing to listen on %s with no authentication: set KEYGATE_ADMIN_TOKEN or declare tokens", cfg.Listen)
+		}
+		a.log.Warn("no token configured: accepting every caller on the loopback address", "listen", cfg.Listen)
+	}
+
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	a.store = db
+
+	models := cfg.Models
+	if len(models) == 0 && cfg.ZeroConfig != nil {
+		models = []keygate.Model{*cfg.ZeroConfig}
+		a.log.Info("zero-config mode: one model from the LLM_* variables", "model", cfg.ZeroConfig.ModelID, "base_url", cfg.ZeroConfig.BaseURL)
+	}
+	if len(models) == 0 {
+		a.log.Warn("no models configured: every request will answer model_not_found")
+	}
+	a.pool = pool.New(keygate.NewKeyHasher([]byte("keygate/key-id/v1")), cfg.KeyPolicy)
+	if err := a.pool.Load(models); err != nil {
+		db.Close()
+		return nil, err
+	}
+	states, err := db.LoadKeyStates(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("load key states: %w", err)
+	}
+	a.pool.Restore(states)
+	for _, k := range a.pool.Keys() {
+		a.log.Debug("key loaded", "key_id", k.ID, "key", k.Masked(), "status", k.View(a.clock.Now()).Status)
+	}
+	if err := a.bindSources(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.states = &stateWriter{pool: a.pool, store: db, clock: a.clock, log: a.log, interval: time.Second}
+
+	a.recorder = usage.NewRecorder(db, a.log, usage.Options{Clock: a.clock})
+	rl := &relay.Relay{
+		Pool:             a.pool,
+		Client:           &http.Client{Transport: relay.NewTransport(cfg.UpstreamTimeout)},
+		Recorder:         a.recorder,
+		Logger:           a.log,
+		Clock:            a.clock,
+		MaxResponseBytes: 64 << 20,
+	}
+	a.handler = server.New(server.Deps{
+		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: auth,
+		Store: db, MaxBodyBytes: cfg.MaxBodyBytes,
+	})
+	return a, nil
+}
+
+// Handler is the gateway's HTTP handler.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Pool is the live key pool.
+func (a *App) Pool() *pool.Pool { return a.pool }
+
+// Store is the open store.
+func (a *App) Store() *store.DB { return a.store }
+
+// Serve answers on ln until ctx ends, then stops taking connections, lets
+// requests in flight finish, flushes every usage record and closes the store.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	recCtx, stopRec := context.WithCancel(context.Background())
+	defer stopRec()
+	wg.Add(2)
+	go func() { defer wg.Done(); a.recorder.Run(recCtx) }()
+	go func() { defer wg.Done(); a.states.run(recCtx) }()
+	for _, src := range a.sources {
+		wg.Add(1)
+		go func() { defer wg.Done(); src.Run(recCtx) }()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("keygate listening", "addr", ln.Addr().String(), "models", len(a.pool.ModelIDs()), "keys", len(a.pool.Keys()))
+
+	var serveErr error
+	select {
+	case err := <-errc:
+		serveErr = err
+	case <-ctx.Done():
+		a.log.Info("shutting down: draining requests in flight")
+		sctx, cancel := context.WithTimeout(context.Background(), a.shutdown)
+		if err := srv.Shutdown(sctx); err != nil {
+			a.log.Error("shutdown: requests still in flight were cut off", "err", err)
+		}
+		cancel()
+	}
+
+	fctx, cancel := context.WithTimeout(context.Background(), a.shutdown)
+	defer cancel()
+	if err := a.recorder.Close(fctx); err != nil {
+		a.log.Error("shutdown: usage records not written", "err", err)
+		serveErr = errors.Join(serveErr, err)
+	}
+	stopRec()
+	wg.Wait()
+	if err := a.states.flush(fctx); err != nil {
+		a.log.Error("shutdown: key states not saved", "err", err)
+		serveErr = errors.Join(serveErr, err)
+	}
+	if err := a.store.Close(); err != nil {
+		serveErr = errors.Join(serveErr, err)
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	a.log.Info("keygate stopped")
+	return serveErr
+}

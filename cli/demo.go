@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"text/template"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/app"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/mockprovider"
+	"github.com/spf13/cobra"
+)
+
+// The demo pool: two healthy keys and one of each kind of bad key, so a
+// newcomer sees keygate route around them.
+var demoKeys = []struct {
+	key      string
+	behavior mockprovider.Behavior
+}{
+	{"sk-demo-healthy-1-aaaaaaaa", mockprovider.OK},
+	{"sk-demo-healthy-2-bbbbbbbb", mockprovider.OK},
+	{"sk-demo-invalid-cccccccc", mockprovider.InvalidKey},
+	{"sk-demo-ratelimited-dddddddd", mockprovider.RateLimited},
+	{"sk-demo-quota-eeeeeeee", mockprovider.QuotaExhausted},
+}
+
+const demoToken = "kg-demo-token"
+
+var demoBanner = template.Must(template.New("demo").Parse(`
+keygate demo is running on http://{{.Addr}} (mock provider on http://{{.Provider}}, no network needed)
+
+  token:        {{.Token}}
+  admin token:  {{.Admin}}
+  models:       gpt-4o-mini (5 keys: 2 healthy, 1 invalid, 1 rate-limited, 1 out of quota), text-embedding-3-small
+
+Try:
+  curl -s http://{{.Addr}}/v1/models -H 'Authorization: Bearer {{.Token}}'
+  curl -si http://{{.Addr}}/v1/chat/completions -H 'Authorization: Bearer {{.Token}}' \
+    -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
+  curl -sN http://{{.Addr}}/v1/chat/completions -H 'Authorization: Bearer {{.Token}}' \
+    -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"stream please"}]}'
+  curl -s http://{{.Addr}}/v1/embeddings -H 'Authorization: Bearer {{.Token}}' \
+    -H 'Content-Type: application/json' -d '{"model":"text-embedding-3-small","input":"hello"}'
+
+Watch X-Keygate-Key and X-Keygate-Attempts: bad keys are skipped and the call still succeeds.
+Press Ctrl-C to stop.
+`))
+
+func newDemoCmd(env Env) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the gateway with a built-in mock provider and a mixed key pool (no network, no keys)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger := newLogger(env.Stderr, "warn")
+
+			keys := map[string]mockprovider.Behavior{}
+			for _, k := range demoKeys {
+				keys[k.key] = k.behavior
+			}
+			provider := mockprovider.New(mockprovider.Options{Keys: keys, ChunkDelay: 50 * time.Millisecond})
+			pln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return fmt.Errorf("start mock provider: %w", err)
+			}
+			psrv := &http.Server{Handler: provider, ReadHeaderTimeout: 5 * time.Second}
+			go psrv.Serve(pln)
+			defer psrv.Close()
+
+			dir, err := os.MkdirTemp("", "keygate-demo-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+
+			cfg, err := demoConfig(listen, "http://"+pln.Addr().String()+"/v1", dir)
+			if err != nil {
+				return err
+			}
+			a, err := app.New(cmd.Context(), cfg, app.Options{Logger: logger})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				a.Store().Close()
+				return fmt.Errorf("listen on %s: %w (try --listen 127.0.0.1:0)", cfg.Listen, err)
+			}
+			demoBanner.Execute(env.Stdout, map[string]string{
+				"Addr": ln.Addr().String(), "Provider": pln.Addr().String(), "Token": demoToken, "Admin": cfg.AdminToken,
+			})
+			return a.Serve(cmd.Context(), ln)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (loopback only)")
+	return cmd
+}
+
+// demoConfig is the demo's configuration, built from the defaults so it
+// behaves like `serve` with a config file.
+func demoConfig(listen, providerURL, dir string) (*config.Config, error) {
+	if !config.IsLoopback(listen) {
+		return nil, fmt.Errorf("demo listens on loopback only, not %q", listen)
+	}
+	cfg, err := config.Load(config.Options{
+		WorkDir:   dir, // empty: no keygate.yaml or .env of the caller leaks in
+		Listen:    listen,
+		LookupEnv: func(string) (string, bool) { return "", false },
+	})
+	if err != nil {
+		return nil, err
+	}
+	admin := make([]byte, 12)
+	rand.Read(admin)
+	cfg.AdminToken = "kg-admin-" + hex.EncodeToString(admin)
+	cfg.DatabaseURL = "sqlite://" + filepath.Join(dir, "demo.db")
+	cfg.Tokens = []keygate.TokenSpec{{Name: "demo", Token: demoToken, User: "demo", Models: []string{"*"}}}
+	cfg.ZeroConfig = nil
+	chat := keygate.Model{
+		Name: "Demo chat", ModelID: "gpt-4o-mini", Provider: "openai", Status: keygate.StatusEnabled,
+		BaseURL: providerURL, KeyUsageMode: keygate.ModeRoundRobin, InputPrice: 0.15, OutputPrice: 0.6,
+	}
+	for _, k := range demoKeys {
+		chat.APIKeys = append(chat.APIKeys, keygate.KeySpec{Key: k.key, Status: keygate.StatusEnabled})
+	}
+	embed := keygate.Model{
+		Name: "Demo embeddings", ModelID: "text-embedding-3-small", Provider: "openai", Status: keygate.StatusEnabled,
+		BaseURL: providerURL, KeyUsageMode: keygate.ModeSingle,
+		APIKeys: []keygate.KeySpec{{Key: demoKeys[0].key, Status: keygate.StatusEnabled}},
+	}
+	cfg.Models = []keygate.Model{chat, embed}
+	return cfg, nil
+}
