@@ -11,6 +11,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/app"
 	"github.com/keygate/keygate/config"
@@ -38,7 +39,8 @@ keygate demo is running on http://{{.Addr}} (mock provider on http://{{.Provider
 
   token:        {{.Token}}
   admin token:  {{.Admin}}
-  models:       gpt-4o-mini (5 keys: 2 healthy, 1 invalid, 1 rate-limited, 1 out of quota), text-embedding-3-small
+  models:       gpt-4o-mini (5 keys: 2 healthy, 1 invalid, 1 rate-limited, 1 out of quota), text-embedding-3-small,
+                demo-dynamic (a key fetched from a key service; it expires every minute and is refreshed)
 
 Try:
   curl -s http://{{.Addr}}/v1/models -H 'Authorization: Bearer {{.Token}}'
@@ -48,6 +50,8 @@ Try:
     -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"stream please"}]}'
   curl -s http://{{.Addr}}/v1/embeddings -H 'Authorization: Bearer {{.Token}}' \
     -H 'Content-Type: application/json' -d '{"model":"text-embedding-3-small","input":"hello"}'
+
+  curl -s http://{{.Addr}}/api/v1/keys -H 'Authorization: Bearer {{.Admin}}'
 
 Watch X-Keygate-Key and X-Keygate-Attempts: bad keys are skipped and the call still succeeds.
 Press Ctrl-C to stop.
@@ -66,14 +70,20 @@ func newDemoCmd(env Env) *cobra.Command {
 			for _, k := range demoKeys {
 				keys[k.key] = k.behavior
 			}
-			provider := mockprovider.New(mockprovider.Options{Keys: keys, ChunkDelay: 50 * time.Millisecond})
-			pln, err := net.Listen("tcp", "127.0.0.1:0")
+			// A key service whose keys live one minute, so the demo shows a
+			// dynamic key being fetched and refreshed.
+			keySvc := mockprovider.NewKeyService(clockwork.NewRealClock(), time.Minute)
+			provider := mockprovider.New(mockprovider.Options{Keys: keys, Validate: keySvc.Validator(), ChunkDelay: 50 * time.Millisecond})
+			pln, err := serveLoopback(provider)
 			if err != nil {
 				return fmt.Errorf("start mock provider: %w", err)
 			}
-			psrv := &http.Server{Handler: provider, ReadHeaderTimeout: 5 * time.Second}
-			go psrv.Serve(pln)
-			defer psrv.Close()
+			defer pln.Close()
+			kln, err := serveLoopback(keySvc)
+			if err != nil {
+				return fmt.Errorf("start mock key service: %w", err)
+			}
+			defer kln.Close()
 
 			dir, err := os.MkdirTemp("", "keygate-demo-")
 			if err != nil {
@@ -81,7 +91,7 @@ func newDemoCmd(env Env) *cobra.Command {
 			}
 			defer os.RemoveAll(dir)
 
-			cfg, err := demoConfig(listen, "http://"+pln.Addr().String()+"/v1", dir)
+			cfg, err := demoConfig(listen, "http://"+pln.Addr().String()+"/v1", "http://"+kln.Addr().String()+"/getApikey", dir)
 			if err != nil {
 				return err
 			}
@@ -106,7 +116,7 @@ func newDemoCmd(env Env) *cobra.Command {
 
 // demoConfig is the demo's configuration, built from the defaults so it
 // behaves like `serve` with a config file.
-func demoConfig(listen, providerURL, dir string) (*config.Config, error) {
+func demoConfig(listen, providerURL, keyServiceURL, dir string) (*config.Config, error) {
 	if !config.IsLoopback(listen) {
 		return nil, fmt.Errorf("demo listens on loopback only, not %q", listen)
 	}
@@ -136,6 +146,23 @@ func demoConfig(listen, providerURL, dir string) (*config.Config, error) {
 		BaseURL: providerURL, KeyUsageMode: keygate.ModeSingle,
 		APIKeys: []keygate.KeySpec{{Key: demoKeys[0].key, Status: keygate.StatusEnabled}},
 	}
-	cfg.Models = []keygate.Model{chat, embed}
+	dynamic := keygate.Model{
+		Name: "Demo dynamic key", ModelID: "demo-dynamic", UpstreamModel: "gpt-4o-mini", Provider: "openai",
+		Status: keygate.StatusEnabled, BaseURL: providerURL, KeyUsageMode: keygate.ModeSingle,
+		KeySource: &keygate.KeySource{URL: keyServiceURL, SceneCode: "DEMO2026", Method: "GET", ResultField: "result",
+			ExpireSeconds: 60, RefreshBeforeSeconds: 15, TimeoutSeconds: 5, Retries: 3, RetryIntervalMS: 1000},
+	}
+	cfg.Models = []keygate.Model{chat, embed, dynamic}
 	return cfg, nil
+}
+
+// serveLoopback serves h on a free loopback port until the listener closes.
+func serveLoopback(h http.Handler) (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return ln, nil
 }
