@@ -102,6 +102,9 @@ type TokenSpec struct {
 	TPM       int        `json:"tpm,omitempty" yaml:"tpm"`
 	Budget    *Budget    `json:"budget,omitempty" yaml:"budget"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty" yaml:"expires_at"`
+	// Hash is the hex SHA-256 of the token: all the store ever keeps.
+	Hash      string    `json:"-" yaml:"-"`
+	CreatedAt time.Time `json:"created_at,omitempty" yaml:"-"`
 }
 
 // Budget caps a token's spend in USD over a period: daily, monthly or total.

@@ -52,3 +52,36 @@ type KeyStateStore interface {
 	SaveKeyStates(ctx context.Context, states []KeyState) error
 	LoadKeyStates(ctx context.Context) ([]KeyState, error)
 }
+
+// TokenStore keeps gateway tokens. Only their hash is stored.
+type TokenStore interface {
+	// CreateToken adds a token (Hash set, Token empty) and sets its ID.
+	CreateToken(ctx context.Context, t *TokenSpec) error
+	// UpsertToken adds or replaces the token with t.Name (tokens declared in the YAML file).
+	UpsertToken(ctx context.Context, t *TokenSpec) error
+	ListTokens(ctx context.Context) ([]TokenSpec, error)
+	DeleteToken(ctx context.Context, id int64) error
+}
+
+// UsageQuery selects and groups usage records.
+type UsageQuery struct {
+	From, To time.Time // From inclusive, To exclusive; zero = open
+	GroupBy  string    // key, model, user, token; "" = one total
+	Token    string    // only this token's records, if set
+	User     string    // only this user's records, if set
+}
+
+// UsageTotal is one group of usage (SPEC section 6).
+type UsageTotal struct {
+	Group            string  `json:"group"`
+	Requests         int64   `json:"requests"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	TotalTokens      int64   `json:"total_tokens"`
+	Cost             float64 `json:"cost"`
+}
+
+// UsageReader aggregates usage records.
+type UsageReader interface {
+	SumUsage(ctx context.Context, q UsageQuery) ([]UsageTotal, error)
+}

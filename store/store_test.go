@@ -108,6 +108,82 @@ func runStoreSuite(t *testing.T, newURL func(t *testing.T) string) {
 		}
 	})
 
+	t.Run("TokensCreateUpsertListDelete", func(t *testing.T) {
+		ctx := context.Background()
+		db := open(t, newURL(t))
+		exp := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+		a := keygate.TokenSpec{Name: "app", Hash: "h1", User: "alice", Models: []string{"gpt-4o"}, RPM: 60, TPM: 1000,
+			Budget: &keygate.Budget{Amount: 5, Period: "daily"}, ExpiresAt: &exp, CreatedAt: exp.Add(-time.Hour)}
+		if err := db.CreateToken(ctx, &a); err != nil || a.ID == 0 {
+			t.Fatalf("create: %v (id %d)", err, a.ID)
+		}
+		dup := keygate.TokenSpec{Name: "app", Hash: "h2"}
+		if err := db.CreateToken(ctx, &dup); keygate.ErrorCode(err) != keygate.EConflict {
+			t.Fatalf("same name: want a conflict, got %v", err)
+		}
+		y := keygate.TokenSpec{Name: "yaml", Hash: "h3", Models: []string{"*"}}
+		if err := db.UpsertToken(ctx, &y); err != nil {
+			t.Fatal(err)
+		}
+		y.Hash, y.RPM = "h4", 10
+		if err := db.UpsertToken(ctx, &y); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.ListTokens(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || !reflect.DeepEqual(got[0], a) || got[1].Hash != "h4" || got[1].RPM != 10 {
+			t.Fatalf("list:\n got %+v\nwant %+v and the updated yaml token", got, a)
+		}
+		if err := db.DeleteToken(ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteToken(ctx, a.ID); keygate.ErrorCode(err) != keygate.ENotFound {
+			t.Fatalf("second delete: want not found, got %v", err)
+		}
+	})
+
+	t.Run("SumUsageByGroup", func(t *testing.T) {
+		ctx := context.Background()
+		db := open(t, newURL(t))
+		at := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+		recs := []keygate.UsageRecord{
+			{Time: at, Model: "a", KeyID: "k1", User: "u1", Token: "t1", PromptTokens: 10, CompletionTokens: 5, Cost: 0.5},
+			{Time: at.Add(time.Minute), Model: "a", KeyID: "k2", User: "u1", Token: "t2", PromptTokens: 20, CompletionTokens: 1, Cost: 0.25},
+			{Time: at.Add(2 * time.Minute), Model: "b", KeyID: "k1", User: "u2", Token: "t2", PromptTokens: 3, CompletionTokens: 4, Cost: 1},
+			{Time: at.Add(24 * time.Hour), Model: "b", KeyID: "k1", User: "u2", Token: "t2", PromptTokens: 100, CompletionTokens: 100, Cost: 9},
+		}
+		if err := db.InsertUsage(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		day := keygate.UsageQuery{From: at, To: at.Add(time.Hour)}
+		cases := []struct {
+			group string
+			q     keygate.UsageQuery
+			want  []keygate.UsageTotal
+		}{
+			{"model", day, []keygate.UsageTotal{{Group: "a", Requests: 2, PromptTokens: 30, CompletionTokens: 6, TotalTokens: 36, Cost: 0.75}, {Group: "b", Requests: 1, PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7, Cost: 1}}},
+			{"key", day, []keygate.UsageTotal{{Group: "k1", Requests: 2, PromptTokens: 13, CompletionTokens: 9, TotalTokens: 22, Cost: 1.5}, {Group: "k2", Requests: 1, PromptTokens: 20, CompletionTokens: 1, TotalTokens: 21, Cost: 0.25}}},
+			{"user", keygate.UsageQuery{}, []keygate.UsageTotal{{Group: "u1", Requests: 2, PromptTokens: 30, CompletionTokens: 6, TotalTokens: 36, Cost: 0.75}, {Group: "u2", Requests: 2, PromptTokens: 103, CompletionTokens: 104, TotalTokens: 207, Cost: 10}}},
+			{"token", keygate.UsageQuery{Token: "t2", From: at}, []keygate.UsageTotal{{Group: "t2", Requests: 3, PromptTokens: 123, CompletionTokens: 105, TotalTokens: 228, Cost: 10.25}}},
+			{"", keygate.UsageQuery{User: "u1"}, []keygate.UsageTotal{{Group: "", Requests: 2, PromptTokens: 30, CompletionTokens: 6, TotalTokens: 36, Cost: 0.75}}},
+		}
+		for _, tc := range cases {
+			tc.q.GroupBy = tc.group
+			got, err := db.SumUsage(ctx, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("group_by %q:\n got %+v\nwant %+v", tc.group, got, tc.want)
+			}
+		}
+		if _, err := db.SumUsage(ctx, keygate.UsageQuery{GroupBy: "planet"}); keygate.ErrorCode(err) != keygate.EInvalidRequest {
+			t.Fatalf("unknown group_by: %v", err)
+		}
+	})
+
 	t.Run("MigrationsAppliedOnce", func(t *testing.T) {
 		ctx := context.Background()
 		url := newURL(t)
