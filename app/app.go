@@ -16,6 +16,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keysource"
+	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/server"
@@ -41,6 +42,9 @@ type App struct {
 	pool     *pool.Pool
 	recorder *usage.Recorder
 	states   *stateWriter
+	auth     *server.Auth
+	seeded   map[*limit.Budget]bool // budgets already given their period's spending
+	tokensMu sync.Mutex
 	sources  []*keysource.Source
 	handler  http.Handler
 	shutdown time.Duration
@@ -59,19 +63,31 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if a.shutdown == 0 {
 		a.shutdown = 30 * time.Second
 	}
-	auth := server.NewAuth(cfg.Tokens, cfg.AdminToken, a.clock.Now)
-	if auth.Open() {
-		if !config.IsLoopback(cfg.Listen) {
-			return nil, fmt.Errorf("refusing to listen on %s with no authentication: set KEYGATE_ADMIN_TOKEN or declare tokens", cfg.Listen)
-		}
-		a.log.Warn("no token configured: accepting every caller on the loopback address", "listen", cfg.Listen)
-	}
-
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	a.store = db
+
+	a.auth = server.NewAuth(cfg.AdminToken, a.clock.Now)
+	for _, t := range cfg.Tokens {
+		t.Hash = server.HashToken(t.Token)
+		if err := db.UpsertToken(ctx, &t); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("save token %s from the config: %w", t.Name, err)
+		}
+	}
+	if err := a.reloadTokens(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if a.auth.Open() {
+		if !config.IsLoopback(cfg.Listen) {
+			db.Close()
+			return nil, fmt.Errorf("refusing to listen on %s with no authentication: set KEYGATE_ADMIN_TOKEN or declare tokens", cfg.Listen)
+		}
+		a.log.Warn("no token configured: accepting every caller on the loopback address", "listen", cfg.Listen)
+	}
 
 	models := cfg.Models
 	if len(models) == 0 && cfg.ZeroConfig != nil {
@@ -111,10 +127,41 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		MaxResponseBytes: 64 << 20,
 	}
 	a.handler = server.New(server.Deps{
-		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: auth,
-		Store: db, MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
+		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.reloadTokens,
 	})
 	return a, nil
+}
+
+// reloadTokens puts the stored tokens in force. A budget seen for the
+// first time is seeded with what its token already spent this period, so a
+// restart does not hand out a fresh budget.
+func (a *App) reloadTokens(ctx context.Context) error {
+	a.tokensMu.Lock()
+	defer a.tokensMu.Unlock()
+	list, err := a.store.ListTokens(ctx)
+	if err != nil {
+		return fmt.Errorf("load tokens: %w", err)
+	}
+	a.auth.SetTokens(list)
+	if a.seeded == nil {
+		a.seeded = map[*limit.Budget]bool{}
+	}
+	now := a.clock.Now()
+	for name, b := range a.auth.Budgets() {
+		if a.seeded[b] {
+			continue
+		}
+		totals, err := a.store.SumUsage(ctx, keygate.UsageQuery{From: limit.PeriodStart(b.Period, now), Token: name})
+		if err != nil {
+			return fmt.Errorf("load spending of token %s: %w", name, err)
+		}
+		if len(totals) == 1 {
+			b.Seed(now, totals[0].Cost)
+		}
+		a.seeded[b] = true
+	}
+	return nil
 }
 
 // Handler is the gateway's HTTP handler.

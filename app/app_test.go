@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/app"
 	"github.com/keygate/keygate/config"
@@ -32,8 +33,14 @@ type gateway struct {
 
 func start(t *testing.T, cfg *config.Config) *gateway {
 	t.Helper()
+	return startWith(t, cfg, nil)
+}
+
+// startWith starts the gateway on an injected clock (nil: the real one).
+func startWith(t *testing.T, cfg *config.Config, clock clockwork.Clock) *gateway {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	a, err := app.New(ctx, cfg, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/respond"
+	"github.com/keygate/keygate/tokenizer"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 )
@@ -45,6 +46,12 @@ type Relay struct {
 	FetchWait time.Duration
 }
 
+// Endpoints, appended to a deployment's base URL.
+const (
+	EndpointChat       = "chat/completions"
+	EndpointEmbeddings = "embeddings"
+)
+
 // Call is one client request, already authenticated and parsed.
 type Call struct {
 	Endpoint  string // "chat/completions" or "embeddings", appended to the base URL
@@ -55,6 +62,8 @@ type Call struct {
 	User      string
 	Token     string // the token's name
 	Start     time.Time
+
+	hideUsage bool // usage was asked for on the caller's behalf: strip that chunk
 }
 
 // NewTransport returns the transport for upstream calls: many idle
@@ -73,10 +82,13 @@ func NewTransport(responseHeaderTimeout time.Duration) *http.Transport {
 // repeat moves on, up to max_retries further keys (network errors have a
 // budget of their own), then to the model's fallbacks. Every outcome is
 // reported to the pool and recorded.
-func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) {
+//
+// It returns the record it wrote, so the caller can settle limits and
+// budgets with the real usage.
+func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec keygate.UsageRecord) {
 	ctx := req.Context()
 	policy := r.Pool.Policy()
-	rec := keygate.UsageRecord{
+	rec = keygate.UsageRecord{
 		RequestID: c.RequestID, User: c.User, Token: c.Token,
 		Model: c.Group.ID, Stream: c.Stream,
 	}
@@ -85,6 +97,13 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) {
 		rec.LatencyMS = r.Clock.Since(c.Start).Milliseconds()
 		r.Recorder.Record(rec)
 	}()
+	if c.Stream && c.Endpoint == EndpointChat && !gjson.GetBytes(c.Body, "stream_options.include_usage").Bool() {
+		// Ask the provider for usage so the stream is billed; the extra
+		// chunk is kept from this caller, who did not ask for it.
+		if b, err := sjson.SetBytes(c.Body, "stream_options.include_usage", true); err == nil {
+			c.Body, c.hideUsage = b, true
+		}
+	}
 
 	var triedBuf [8]*pool.Key
 	tried := triedBuf[:0]
@@ -112,17 +131,17 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) {
 
 			f, done := r.attempt(ctx, w, req, c, &a, &attempts, &rec)
 			if done {
-				return
+				return rec
 			}
 			last = f
 			switch {
 			case f.verdict.Class == health.ClassCanceled:
 				rec.Status = statusClientClosed
-				return
+				return rec
 			case !f.verdict.Failover:
 				rec.Status = f.status
 				f.write(w, attempts)
-				return
+				return rec
 			case f.verdict.Class == health.ClassNetwork:
 				netFails++
 			default:
@@ -133,10 +152,11 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) {
 	if last != nil {
 		rec.Status = last.status
 		last.write(w, attempts)
-		return
+		return rec
 	}
 	rec.Status = http.StatusServiceUnavailable
 	r.noAvailableKey(w, c.Group, groups)
+	return rec
 }
 
 // groups is the model's group followed by its fallbacks that exist.
@@ -342,9 +362,8 @@ func (r *Relay) deliver(w http.ResponseWriter, resp *http.Response, c *Call, a *
 		return false
 	}
 	r.Pool.Succeeded(a, r.Clock.Now(), r.Clock.Since(started))
-	if u := gjson.GetBytes(body, "usage"); u.Exists() {
-		rec.PromptTokens = int(u.Get("prompt_tokens").Int())
-		rec.CompletionTokens = int(u.Get("completion_tokens").Int())
+	if !readUsage(body, rec) {
+		countUsage(c, gjson.GetBytes(body, "choices.0.message.content").String(), rec)
 	}
 	copyHeaders(w.Header(), resp.Header)
 	setKeygateHeaders(w.Header(), k, attempt)
@@ -371,7 +390,8 @@ func (r *Relay) stream(ctx context.Context, w http.ResponseWriter, body io.Reade
 	rc := http.NewResponseController(w)
 	br := getReader(body)
 	defer putReader(br)
-	first := true
+	var text []byte // the reply, for counting tokens if the provider sends no usage
+	first, skipBlank, sawUsage := true, false, false
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
@@ -379,10 +399,28 @@ func (r *Relay) stream(ctx context.Context, w http.ResponseWriter, body io.Reade
 				rec.TTFTMS = r.Clock.Since(c.Start).Milliseconds()
 				first = false
 			}
-			readStreamUsage(line, rec)
-			if _, werr := w.Write(line); werr != nil {
-				rec.Status = statusClientClosed
-				return
+			write := true
+			switch {
+			case skipBlank && isBlank(line):
+				write, skipBlank = false, false
+			case bytes.HasPrefix(line, dataPrefix):
+				data := line[len(dataPrefix):]
+				if bytes.Contains(data, dataUsage) && readUsage(data, rec) {
+					sawUsage = true
+					// The usage-only chunk the caller did not ask for, and the
+					// blank line that ends its event, stay here.
+					if c.hideUsage && err == nil && bytes.Contains(data, emptyChoices) {
+						write, skipBlank = false, true
+					}
+				} else if !sawUsage {
+					text = append(text, gjson.GetBytes(data, "choices.0.delta.content").Str...)
+				}
+			}
+			if write {
+				if _, werr := w.Write(line); werr != nil {
+					rec.Status = statusClientClosed
+					return
+				}
 			}
 			if br.Buffered() == 0 {
 				if ferr := rc.Flush(); ferr != nil {
@@ -404,19 +442,62 @@ func (r *Relay) stream(ctx context.Context, w http.ResponseWriter, body io.Reade
 			r.Logger.Warn("stream interrupted", "request_id", c.RequestID, "model", c.Group.ID, "err", err)
 		}
 		rc.Flush()
+		if !sawUsage {
+			countUsage(c, string(text), rec)
+		}
 		return
 	}
 }
 
-var dataUsage = []byte(`"usage":{`)
+var (
+	dataPrefix   = []byte("data: ")
+	emptyChoices = []byte(`"choices":[]`)
+)
 
-func readStreamUsage(line []byte, rec *keygate.UsageRecord) {
-	if !bytes.HasPrefix(line, []byte("data: {")) || !bytes.Contains(line, dataUsage) {
+func isBlank(line []byte) bool { return len(bytes.TrimRight(line, "\r\n")) == 0 }
+
+// countUsage fills in tokens with the offline tokenizer when the provider
+// reported none: the prompt from the request, the reply from its text.
+func countUsage(c *Call, reply string, rec *keygate.UsageRecord) {
+	var texts []string
+	if c.Endpoint == EndpointEmbeddings {
+		gjson.GetBytes(c.Body, "input").ForEach(func(_, v gjson.Result) bool {
+			texts = append(texts, v.String())
+			return true
+		})
+		for _, t := range texts {
+			rec.PromptTokens += tokenizer.Count(t)
+		}
 		return
 	}
-	u := gjson.GetBytes(line[len("data: "):], "usage")
+	gjson.GetBytes(c.Body, "messages").ForEach(func(_, m gjson.Result) bool {
+		content := m.Get("content")
+		if content.IsArray() {
+			content.ForEach(func(_, part gjson.Result) bool {
+				texts = append(texts, part.Get("text").String())
+				return true
+			})
+		} else {
+			texts = append(texts, content.String())
+		}
+		return true
+	})
+	rec.PromptTokens = tokenizer.CountMessages(texts)
+	rec.CompletionTokens = tokenizer.Count(reply)
+}
+
+var dataUsage = []byte(`"usage"`)
+
+// readUsage takes the provider's usage object from an answer or a chunk,
+// reporting false when there is none (absent or null).
+func readUsage(data []byte, rec *keygate.UsageRecord) bool {
+	u := gjson.GetBytes(data, "usage")
+	if !u.IsObject() {
+		return false
+	}
 	rec.PromptTokens = int(u.Get("prompt_tokens").Int())
 	rec.CompletionTokens = int(u.Get("completion_tokens").Int())
+	return true
 }
 
 func isEventStream(h http.Header) bool {

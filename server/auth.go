@@ -3,19 +3,25 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/respond"
 )
 
-// Caller is who is calling the relay.
+// Caller is who is calling the relay, with the caps of its token.
 type Caller struct {
 	Name   string // the token's name ("anonymous" in open mode, "admin" for the admin token)
 	User   string
 	models []string
+	rate   *limit.Rate   // nil: no RPM/TPM cap
+	budget *limit.Budget // nil: no budget
 }
 
 // AllowsModel reports whether the caller may use modelID.
@@ -24,32 +30,93 @@ func (c *Caller) AllowsModel(modelID string) bool {
 	return t.AllowsModel(modelID)
 }
 
+// token is a gateway token as the request path sees it. Its limiter and
+// budget live as long as the token, across reloads of the token list.
+type token struct {
+	spec   keygate.TokenSpec
+	rate   *limit.Rate
+	budget *limit.Budget
+}
+
 // Auth checks gateway tokens and the admin token. Tokens are looked up by
-// their SHA-256, so no comparison ever runs over the secret itself.
+// their SHA-256 in an in-memory snapshot, so the request path never reaches
+// the store and no comparison runs over a secret.
 type Auth struct {
-	tokens map[[32]byte]*keygate.TokenSpec
+	tokens atomic.Pointer[map[[32]byte]*token]
+	mu     sync.Mutex // serialises SetTokens
 	admin  [32]byte
 	hasAdm bool
 	now    func() time.Time
 }
 
-// NewAuth builds the authenticator from declared tokens and the admin token.
-// now tells the time for token expiry.
-func NewAuth(tokens []keygate.TokenSpec, adminToken string, now func() time.Time) *Auth {
-	a := &Auth{tokens: map[[32]byte]*keygate.TokenSpec{}, now: now}
-	for i := range tokens {
-		t := tokens[i]
-		a.tokens[sha256.Sum256([]byte(t.Token))] = &t
-	}
+// NewAuth builds the authenticator from the admin token; now tells the time
+// for token expiry.
+func NewAuth(adminToken string, now func() time.Time) *Auth {
+	a := &Auth{now: now}
+	a.tokens.Store(&map[[32]byte]*token{})
 	if adminToken != "" {
 		a.admin, a.hasAdm = sha256.Sum256([]byte(adminToken)), true
 	}
 	return a
 }
 
+// HashToken is the hex SHA-256 under which a token is stored.
+func HashToken(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// SetTokens replaces the tokens in force. Each needs Hash (or Token, from
+// which the hash is taken). A token that stays keeps its rate window and
+// its budget's spending.
+func (a *Auth) SetTokens(specs []keygate.TokenSpec) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old := *a.tokens.Load()
+	next := make(map[[32]byte]*token, len(specs))
+	for _, s := range specs {
+		if s.Hash == "" {
+			s.Hash = HashToken(s.Token)
+		}
+		s.Token = ""
+		var sum [32]byte
+		if b, err := hex.DecodeString(s.Hash); err != nil || len(b) != 32 {
+			continue
+		} else {
+			copy(sum[:], b)
+		}
+		t := &token{spec: s}
+		if prev := old[sum]; prev != nil {
+			t.rate, t.budget = prev.rate, prev.budget
+		}
+		if t.rate == nil || t.rate.RPM != s.RPM || t.rate.TPM != s.TPM {
+			t.rate = limit.NewRate(s.RPM, s.TPM)
+		}
+		switch {
+		case s.Budget == nil:
+			t.budget = nil
+		case t.budget == nil || t.budget.Amount != s.Budget.Amount || t.budget.Period != s.Budget.Period:
+			t.budget = limit.NewBudget(s.Budget.Amount, s.Budget.Period)
+		}
+		next[sum] = t
+	}
+	a.tokens.Store(&next)
+}
+
+// Budgets returns the budget of every token that has one, by token name.
+func (a *Auth) Budgets() map[string]*limit.Budget {
+	out := map[string]*limit.Budget{}
+	for _, t := range *a.tokens.Load() {
+		if t.budget != nil {
+			out[t.spec.Name] = t.budget
+		}
+	}
+	return out
+}
+
 // Open reports whether no credential is configured at all, in which case
 // every caller is accepted (allowed only on a loopback address).
-func (a *Auth) Open() bool { return len(a.tokens) == 0 && !a.hasAdm }
+func (a *Auth) Open() bool { return len(*a.tokens.Load()) == 0 && !a.hasAdm }
 
 // Client authenticates a caller of the client API.
 func (a *Auth) Client(r *http.Request) (*Caller, error) {
@@ -61,11 +128,11 @@ func (a *Auth) Client(r *http.Request) (*Caller, error) {
 		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "missing bearer token in the Authorization header")
 	}
 	sum := sha256.Sum256([]byte(secret))
-	if t := a.tokens[sum]; t != nil {
-		if t.ExpiresAt != nil && !a.now().Before(*t.ExpiresAt) {
-			return nil, keygate.Errorf(keygate.EInvalidAPIKey, "token %s expired at %s", t.Name, t.ExpiresAt.UTC().Format(time.RFC3339))
+	if t := (*a.tokens.Load())[sum]; t != nil {
+		if e := t.spec.ExpiresAt; e != nil && !a.now().Before(*e) {
+			return nil, keygate.Errorf(keygate.EInvalidAPIKey, "token %s expired at %s", t.spec.Name, e.UTC().Format(time.RFC3339))
 		}
-		return &Caller{Name: t.Name, User: t.User, models: t.Models}, nil
+		return &Caller{Name: t.spec.Name, User: t.spec.User, models: t.spec.Models, rate: t.rate, budget: t.budget}, nil
 	}
 	if a.hasAdm && subtle.ConstantTimeCompare(sum[:], a.admin[:]) == 1 {
 		return &Caller{Name: "admin", User: "admin"}, nil
@@ -96,7 +163,7 @@ func (a *Auth) Admin(r *http.Request) error {
 	if a.hasAdm && subtle.ConstantTimeCompare(sum[:], a.admin[:]) == 1 {
 		return nil
 	}
-	if a.tokens[sum] != nil {
+	if (*a.tokens.Load())[sum] != nil {
 		return keygate.Errorf(keygate.EForbidden, "a gateway token is not an admin credential")
 	}
 	return keygate.Errorf(keygate.EInvalidAPIKey, "invalid admin credential")

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/respond"
 	"github.com/tidwall/gjson"
@@ -57,11 +60,66 @@ func handleRelay(d Deps, endpoint, required string) http.Handler {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotAllowed, "this token may not use model `%s`", model.Str))
 			return
 		}
-		d.Relay.Serve(w, r, &relay.Call{
+		est := estimate(body, endpoint, g)
+		if ok, wait := d.modelRates.get(g).Allow(start, est.tokens); !ok {
+			retryAfter(w, wait)
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "model %s is over its requests or tokens per minute; retry in %s", g.ID, wait))
+			return
+		}
+		if ok, wait := caller.rate.Allow(start, est.tokens); !ok {
+			retryAfter(w, wait)
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "token %s is over its requests or tokens per minute; retry in %s", caller.Name, wait))
+			return
+		}
+		if !caller.budget.Reserve(start, est.cost) {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EBudgetExceeded, "token %s has spent its %s budget of $%.2f",
+				caller.Name, caller.budget.Period, caller.budget.Amount))
+			return
+		}
+		rec := d.Relay.Serve(w, r, &relay.Call{
 			Endpoint: endpoint, Group: g, Body: body, Stream: stream.Type == gjson.True,
 			RequestID: w.Header().Get(requestIDHeader), User: caller.User, Token: caller.Name, Start: start,
 		})
+		now, used := d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens
+		d.modelRates.get(g).Settle(now, est.tokens, used)
+		caller.rate.Settle(now, est.tokens, used)
+		caller.budget.Settle(now, est.cost, rec.Cost)
 	})
+}
+
+func retryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+}
+
+// cost is what a request is expected to use before it runs: enough for
+// limits and budgets to reserve. It leans high, so that concurrent requests
+// cannot together spend much past a budget: the prompt at one token per
+// three bytes, the reply at max_tokens (or the model's, or 1,024).
+type cost struct {
+	tokens int
+	cost   float64
+}
+
+func estimate(body []byte, endpoint string, g *pool.Group) cost {
+	prompt := len(body)/3 + 1
+	reply := 0
+	if endpoint == relay.EndpointChat {
+		reply = int(gjson.GetBytes(body, "max_tokens").Int())
+		if reply == 0 {
+			reply = int(gjson.GetBytes(body, "max_completion_tokens").Int())
+		}
+	}
+	var in, out float64
+	for _, d := range g.Deployments {
+		in, out = max(in, d.Model.InputPrice), max(out, d.Model.OutputPrice)
+		if reply == 0 && endpoint == relay.EndpointChat && d.Model.MaxTokens > 0 {
+			reply = d.Model.MaxTokens
+		}
+	}
+	if reply == 0 && endpoint == relay.EndpointChat {
+		reply = 1024
+	}
+	return cost{tokens: prompt + reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
 }
 
 // readBody reads the whole body, refusing one over limit with 413.
@@ -160,5 +218,33 @@ func handleReadyz(d Deps) http.Handler {
 func handleNotFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, nil, keygate.Errorf(keygate.ENotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+}
+
+// handleOwnUsage answers the caller's own totals (GET /api/v1/llm/usage).
+func handleOwnUsage(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, err := d.Auth.Client(r)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		q, err := admin.UsageQuery(r)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		q.GroupBy, q.Token = "", caller.Name
+		totals, err := d.Usage.SumUsage(r.Context(), q)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		out := keygate.UsageTotal{}
+		if len(totals) == 1 {
+			out = totals[0]
+		}
+		respond.JSON(w, http.StatusOK, map[string]any{"requests": out.Requests, "prompt_tokens": out.PromptTokens,
+			"completion_tokens": out.CompletionTokens, "total_tokens": out.TotalTokens, "cost": out.Cost})
 	})
 }

@@ -27,5 +27,20 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /api/v1/keys/{id}/reset", requireAdmin(d, admin.HandleResetKey(ad)))
 	mux.Handle("POST /api/v1/keys/reset", requireAdmin(d, admin.HandleResetKeys(ad)))
 
+	td := admin.TokenDeps{Deps: ad, Tokens: d.Tokens, Hash: HashToken,
+		Reload: func(r *http.Request) error { return d.ReloadTokens(r.Context()) },
+		Spent: func(name string) (float64, bool) {
+			if b := d.Auth.Budgets()[name]; b != nil {
+				return b.Spent(d.Clock.Now()), true
+			}
+			return 0, false
+		}}
+	mux.Handle("POST /api/v1/tokens", requireAdmin(d, admin.HandleCreateToken(td)))
+	mux.Handle("GET /api/v1/tokens", requireAdmin(d, admin.HandleListTokens(td)))
+	mux.Handle("DELETE /api/v1/tokens/{id}", requireAdmin(d, admin.HandleDeleteToken(td)))
+
+	mux.Handle("GET /api/v1/usage", requireAdmin(d, admin.HandleUsage(ad, d.Usage)))
+	mux.Handle("GET /api/v1/llm/usage", handleOwnUsage(d))
+
 	mux.Handle("/", handleNotFound())
 }

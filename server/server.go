@@ -7,8 +7,11 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
 )
@@ -27,10 +30,40 @@ type Deps struct {
 	Auth         *Auth
 	Store        Pinger
 	MaxBodyBytes int64
+	Tokens       keygate.TokenStore
+	Usage        keygate.UsageReader
+	// ReloadTokens puts the stored tokens in force (after a change).
+	ReloadTokens func(ctx context.Context) error
+
+	modelRates *modelRates
+}
+
+// modelRates holds each model's own RPM/TPM limiter (SPEC "per-model
+// rpm/tpm cap the gateway's own traffic to that model").
+type modelRates struct{ m sync.Map }
+
+// get returns the limiter of g, renewed when its configured caps change.
+func (m *modelRates) get(g *pool.Group) *limit.Rate {
+	rpm, tpm := 0, 0
+	if len(g.Deployments) > 0 {
+		rpm, tpm = g.Deployments[0].Model.RPM, g.Deployments[0].Model.TPM
+	}
+	if rpm == 0 && tpm == 0 {
+		return nil
+	}
+	if v, ok := m.m.Load(g.ID); ok {
+		if r := v.(*limit.Rate); r.RPM == rpm && r.TPM == tpm {
+			return r
+		}
+	}
+	r := limit.NewRate(rpm, tpm)
+	m.m.Store(g.ID, r)
+	return r
 }
 
 // New returns the gateway's handler.
 func New(d Deps) http.Handler {
+	d.modelRates = &modelRates{}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
 	return withRequestID(mux)

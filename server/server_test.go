@@ -95,11 +95,12 @@ func newFixture(t *testing.T, s setup) *fixture {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	past := f.clock.Now().Add(-time.Hour)
-	auth := server.NewAuth([]keygate.TokenSpec{
+	auth := server.NewAuth("kg-admin-secret", f.clock.Now)
+	auth.SetTokens([]keygate.TokenSpec{
 		{Name: "app", Token: appToken, User: "alice", Models: []string{"*"}},
 		{Name: "limited", Token: limitedTok, Models: []string{"text-embedding-3-small"}},
 		{Name: "old", Token: expiredTok, ExpiresAt: &past},
-	}, "kg-admin-secret", f.clock.Now)
+	})
 	if s.maxBody == 0 {
 		s.maxBody = 32 << 20
 	}

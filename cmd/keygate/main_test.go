@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/mockprovider"
+	"github.com/keygate/keygate/store"
+)
+
+// TestSIGTERMFlushesEveryRecord runs the real binary, sends it N requests,
+// stops it with SIGTERM and finds exactly N usage records in its database.
+func TestSIGTERMFlushesEveryRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "keygate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	mock := mockprovider.New(mockprovider.Options{
+		Keys: map[string]mockprovider.Behavior{"sk-sigterm-key-000001": mockprovider.OK}, Latency: 200 * time.Millisecond})
+	provider := httptest.NewServer(mock)
+	defer provider.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	db := filepath.Join(dir, "keygate.db")
+	cfg := fmt.Sprintf(`listen: %s
+database_url: sqlite://%s
+admin_token: kg-admin-sigterm
+tokens: [{name: app, token: kg-app-sigterm}]
+models:
+  - model_id: gpt-4o-mini
+    base_url: %s/v1
+    api_keys: [sk-sigterm-key-000001]
+`, addr, db, provider.URL)
+	if err := os.WriteFile(filepath.Join(dir, "keygate.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "keygate.yaml"))
+	cmd.Dir = dir
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatalf("keygate did not start:\n%s", logs.String())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+
+	const n = 30
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", base+"/v1/chat/completions",
+				strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+			req.Header.Set("Authorization", "Bearer kg-app-sigterm")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Errorf("request: %v", err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("status %d", resp.StatusCode)
+			}
+		}()
+	}
+	// SIGTERM while every request is in flight at the provider.
+	for i := 0; mock.Count("sk-sigterm-key-000001") < n; i++ {
+		if i > 400 {
+			t.Fatalf("only %d of %d requests reached the provider", mock.Count("sk-sigterm-key-000001"), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("keygate exited with %v:\n%s", err, logs.String())
+	}
+
+	s, err := store.Open(context.Background(), "sqlite://"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs, err := s.ListUsage(context.Background(), store.UsageFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != n {
+		t.Fatalf("sent %d requests, found %d records after SIGTERM", n, len(recs))
+	}
+}
