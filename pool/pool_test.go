@@ -186,3 +186,39 @@ func BenchmarkPick(b *testing.B) {
 		})
 	}
 }
+
+func TestLeastUsedPrefersIdleKeys(t *testing.T) {
+	p := testPool(t, model("m", keygate.ModeLeastUsed, "sk-busy-key-00000001", "sk-idle-key-00000002"))
+	g := p.Group("m")
+	var busy *Key
+	for _, k := range p.Keys() {
+		if k.Secret() == "sk-busy-key-00000001" {
+			busy = k
+		}
+	}
+	for i := 0; i < 5; i++ {
+		busy.Acquire() // five requests in flight on the busy key
+	}
+	for i := 0; i < 50; i++ {
+		if k := pick(g); k == busy {
+			t.Fatal("least_used picked the key with requests in flight over an idle one")
+		}
+	}
+}
+
+func TestWeightedFollowsWeights(t *testing.T) {
+	m := keygate.Model{ModelID: "m", BaseURL: "http://upstream/v1", KeyUsageMode: keygate.ModeWeighted,
+		APIKeys: []keygate.KeySpec{{Key: "sk-heavy-key-0000001", Weight: 9}, {Key: "sk-light-key-0000002", Weight: 1}}}
+	p := testPool(t, m)
+	g := p.Group("m")
+	heavy := 0
+	const n = 20000
+	for i := 0; i < n; i++ {
+		if pick(g).Secret() == "sk-heavy-key-0000001" {
+			heavy++
+		}
+	}
+	if share := float64(heavy) / n; share < 0.87 || share > 0.93 {
+		t.Fatalf("weights 9:1 should give the heavy key ~90%% of picks, got %.1f%%", share*100)
+	}
+}

@@ -76,13 +76,7 @@ func (s *selector) pick(slots []*Slot, tried []*Key, now int64, a *Attempt) *Slo
 	case keygate.ModeSingle:
 		start = 0 // the first usable key serves; the others stand by
 	case keygate.ModeLeastUsed:
-		// Power of two choices: of two random keys take the one with fewer
-		// requests in flight. O(1), and close to a full scan in balance.
-		i, j := rand.IntN(n), rand.IntN(n)
-		if slots[j].Key.inflight.Load() < slots[i].Key.inflight.Load() {
-			i = j
-		}
-		start = i
+		start = s.leastUsed(slots)
 	case keygate.ModeWeighted:
 		r := rand.IntN(s.cumul[n-1])
 		start = sort.SearchInts(s.cumul, r+1)
@@ -102,4 +96,27 @@ func (s *selector) pick(slots []*Slot, tried []*Key, now int64, a *Attempt) *Slo
 		}
 	}
 	return nil
+}
+
+// leastUsed returns the index of a key with the fewest requests in flight:
+// a full scan of a small pool (ties go round-robin), and for a large one
+// the power of two choices, which stays O(1) and nearly as balanced.
+func (s *selector) leastUsed(slots []*Slot) int {
+	n := len(slots)
+	if n > 16 {
+		i, j := rand.IntN(n), rand.IntN(n)
+		if slots[j].Key.inflight.Load() < slots[i].Key.inflight.Load() {
+			i = j
+		}
+		return i
+	}
+	off := int(s.next.Add(1) % uint64(n))
+	best, bestLoad := off, slots[off].Key.inflight.Load()
+	for i := 1; i < n; i++ {
+		idx := (off + i) % n
+		if l := slots[idx].Key.inflight.Load(); l < bestLoad {
+			best, bestLoad = idx, l
+		}
+	}
+	return best
 }
