@@ -11,6 +11,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/keycheck"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/respond"
 )
@@ -121,4 +122,28 @@ func findKey(d Deps, r *http.Request) (*pool.Key, error) {
 		return k, nil
 	}
 	return nil, keygate.Errorf(keygate.ENotFound, "no key with id %q", id)
+}
+
+// HandleCheckKeys checks every key (or those of ?model= / ?vendor=) against
+// its provider now and answers one result per key.
+func HandleCheckKeys(d Deps, c *keycheck.Checker) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f := keycheck.Filter{Model: r.URL.Query().Get("model"), Vendor: r.URL.Query().Get("vendor")}
+		if !keycheck.KnownVendor(f.Vendor) {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "vendor: %q must be openai, gemini, siliconflow, anthropic or all", f.Vendor))
+			return
+		}
+		if f.Model != "" && d.Pool.Group(f.Model) == nil {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "no model %q", f.Model))
+			return
+		}
+		results := c.CheckAll(r.Context(), f, nil)
+		passed := 0
+		for _, res := range results {
+			if res.OK {
+				passed++
+			}
+		}
+		respond.JSON(w, http.StatusOK, map[string]any{"checked": len(results), "passed": passed, "data": results})
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/keycheck"
 	"github.com/keygate/keygate/keysource"
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pool"
@@ -42,6 +43,8 @@ type App struct {
 	pool     *pool.Pool
 	recorder *usage.Recorder
 	states   *stateWriter
+	checker  *keycheck.Checker
+	recovery *keycheck.Recovery
 	auth     *server.Auth
 	seeded   map[*limit.Budget]bool // budgets already given their period's spending
 	tokensMu sync.Mutex
@@ -126,9 +129,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		Clock:            a.clock,
 		MaxResponseBytes: 64 << 20,
 	}
+	a.checker = &keycheck.Checker{Pool: a.pool, Client: &http.Client{Transport: relay.NewTransport(30 * time.Second), Timeout: 30 * time.Second},
+		Clock: a.clock, Logger: a.log}
+	a.recovery = &keycheck.Recovery{Checker: a.checker, Schedule: keycheck.DefaultSchedule()}
 	a.handler = server.New(server.Deps{
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
-		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.reloadTokens,
+		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.reloadTokens, Checker: a.checker,
 	})
 	return a, nil
 }
@@ -180,9 +186,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	recCtx, stopRec := context.WithCancel(context.Background())
 	defer stopRec()
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); a.recorder.Run(recCtx) }()
 	go func() { defer wg.Done(); a.states.run(recCtx) }()
+	go func() { defer wg.Done(); a.recovery.Run(recCtx) }()
 	for _, src := range a.sources {
 		wg.Add(1)
 		go func() { defer wg.Done(); src.Run(recCtx) }()

@@ -58,3 +58,41 @@ func (p *Pool) Release(a *Attempt) {
 		a.Slot.st.releaseProbe()
 	}
 }
+
+// Checked records the result of a health check of the key in slot s, made
+// outside live traffic: a failure (v non-nil) counts like a failed probe and
+// takes the next step of backoff; a pass clears the key's failure state,
+// including a disable, and heals the checked model.
+func (p *Pool) Checked(s *Slot, now time.Time, v *health.Verdict) {
+	if v == nil {
+		s.Key.st.reset()
+		s.st.heal()
+		return
+	}
+	a := Attempt{Slot: s, probeKey: true, probeSlot: true}
+	p.Failed(&a, now, *v)
+}
+
+// Slots lists the key's slots, one per model it serves.
+func (k *Key) Slots() []*Slot {
+	k.slotsMu.Lock()
+	defer k.slotsMu.Unlock()
+	return append([]*Slot(nil), k.slots...)
+}
+
+// Deployment returns a deployment in service that uses the key for model,
+// to check the key against its provider; nil if none does.
+func (p *Pool) Deployment(k *Key, model string) *Deployment {
+	g := p.Group(model)
+	if g == nil {
+		return nil
+	}
+	for _, d := range g.Deployments {
+		for _, s := range d.all() {
+			if s.Key == k {
+				return d
+			}
+		}
+	}
+	return nil
+}

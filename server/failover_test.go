@@ -262,3 +262,28 @@ func TestStressThroughGateway(t *testing.T) {
 		t.Fatalf("want 320 distinct requests upstream, got %d", len(byRequest))
 	}
 }
+
+func TestCheckKeysRoute(t *testing.T) {
+	f := newFixture(t, setup{
+		keys: map[string]mockprovider.Behavior{"sk-revoked-key-00001": mockprovider.InvalidKey, healthyKey1: mockprovider.OK},
+		models: func(base string) []keygate.Model {
+			return []keygate.Model{{ModelID: "gpt-4o-mini", BaseURL: base, APIKeys: []keygate.KeySpec{{Key: "sk-revoked-key-00001"}, {Key: healthyKey1}}}}
+		},
+	})
+	resp := f.post(t, "/api/v1/keys/check?vendor=openai", "kg-admin-secret", "")
+	v := readJSON(t, resp)
+	if resp.StatusCode != 200 || v["checked"] != float64(2) || v["passed"] != float64(1) {
+		t.Fatalf("check: %d %v", resp.StatusCode, v)
+	}
+	if got := f.post(t, "/api/v1/keys/check?vendor=nokia", "kg-admin-secret", ""); got.StatusCode != 400 {
+		t.Fatalf("unknown vendor: %d", got.StatusCode)
+	}
+	if got := f.post(t, "/api/v1/keys/check", appToken, ""); got.StatusCode != 403 {
+		t.Fatalf("a gateway token may not run checks: %d", got.StatusCode)
+	}
+	// The failed check retired the revoked key: live traffic no longer tries it.
+	resp = f.post(t, "/v1/chat/completions", appToken, chatBody)
+	if resp.Header.Get("X-Keygate-Attempts") != "1" {
+		t.Fatalf("after the check, requests go straight to the good key: attempts=%s", resp.Header.Get("X-Keygate-Attempts"))
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/keycheck"
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
@@ -32,6 +33,7 @@ type Deps struct {
 	MaxBodyBytes int64
 	Tokens       keygate.TokenStore
 	Usage        keygate.UsageReader
+	Checker      *keycheck.Checker
 	// ReloadTokens puts the stored tokens in force (after a change).
 	ReloadTokens func(ctx context.Context) error
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/keycheck"
 	"github.com/keygate/keygate/mockprovider"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
@@ -104,8 +105,9 @@ func newFixture(t *testing.T, s setup) *fixture {
 	if s.maxBody == 0 {
 		s.maxBody = 32 << 20
 	}
+	checker := &keycheck.Checker{Pool: f.pool, Client: http.DefaultClient, Clock: f.clock, Logger: logger}
 	h := server.New(server.Deps{
-		Logger: logger, Clock: f.clock, Pool: f.pool, Auth: auth, MaxBodyBytes: s.maxBody,
+		Logger: logger, Clock: f.clock, Pool: f.pool, Auth: auth, MaxBodyBytes: s.maxBody, Checker: checker,
 		Relay: &relay.Relay{
 			Pool: f.pool, Client: &http.Client{Transport: relay.NewTransport(10 * time.Second)}, Recorder: f.rec,
 			Logger: logger, Clock: f.clock, MaxResponseBytes: 64 << 20,

@@ -1,0 +1,218 @@
+// Package keycheck tests keys against their providers outside live
+// traffic, with the cheapest call that proves a key (listing models, which
+// costs nothing), classifies the answer with the same classifier as live
+// traffic, and updates the key's state. It also runs the background
+// recovery schedule that brings cooled or disabled keys back by itself.
+package keycheck
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/health"
+	"github.com/keygate/keygate/pool"
+)
+
+// Vendors whose check call keycheck knows. Any other provider is checked
+// the OpenAI way, which every OpenAI-compatible service answers.
+const (
+	VendorOpenAI      = "openai"
+	VendorGemini      = "gemini"
+	VendorAnthropic   = "anthropic"
+	VendorSiliconFlow = "siliconflow"
+)
+
+// Result is the outcome of checking one key.
+type Result struct {
+	ID         string `json:"id"`
+	Masked     string `json:"masked"`
+	Model      string `json:"model"`
+	Vendor     string `json:"vendor"`
+	OK         bool   `json:"ok"`
+	Class      string `json:"class,omitempty"`
+	StatusCode int    `json:"status_code,omitempty"`
+	LatencyMS  int64  `json:"latency_ms"`
+	Message    string `json:"message,omitempty"`
+	Status     string `json:"status"` // the key's status after the check
+}
+
+// Checker checks keys.
+type Checker struct {
+	Pool        *pool.Pool
+	Client      *http.Client
+	Clock       clockwork.Clock
+	Logger      *slog.Logger
+	Concurrency int // checks at once (default 8)
+}
+
+// Filter selects the keys to check; empty fields match everything.
+type Filter struct {
+	Model  string
+	Vendor string // openai, gemini, siliconflow, anthropic, or "all"
+}
+
+type target struct {
+	key  *pool.Key
+	slot *pool.Slot
+	dep  *pool.Deployment
+}
+
+// CheckAll checks every key that f selects, a bounded number at a time,
+// and calls progress (if set) after each. Results are ordered by key id.
+func (c *Checker) CheckAll(ctx context.Context, f Filter, progress func(Result)) []Result {
+	targets := c.targets(f)
+	results := make([]Result, len(targets))
+	sem := make(chan struct{}, max(1, c.Concurrency))
+	if c.Concurrency == 0 {
+		sem = make(chan struct{}, 8)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i, t := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r := c.check(ctx, t)
+			results[i] = r
+			if progress != nil {
+				mu.Lock()
+				progress(r)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func (c *Checker) targets(f Filter) []target {
+	var out []target
+	for _, k := range c.Pool.Keys() {
+		for _, s := range k.Slots() {
+			if f.Model != "" && s.Model != f.Model {
+				continue
+			}
+			d := c.Pool.Deployment(k, s.Model)
+			if d == nil {
+				continue
+			}
+			if v := VendorOf(d.Model); f.Vendor != "" && f.Vendor != "all" && v != f.Vendor {
+				continue
+			}
+			out = append(out, target{key: k, slot: s, dep: d})
+			break // one check proves the key; its first matching model is enough
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key.ID < out[j].key.ID })
+	return out
+}
+
+// VendorOf names the vendor of a model, from its provider or its base URL.
+func VendorOf(m keygate.Model) string {
+	p, u := strings.ToLower(m.Provider), strings.ToLower(m.BaseURL)
+	switch {
+	case p == VendorGemini || p == "google" || strings.Contains(u, "generativelanguage.googleapis.com"):
+		return VendorGemini
+	case p == VendorAnthropic || p == "claude" || strings.Contains(u, "anthropic.com"):
+		return VendorAnthropic
+	case p == VendorSiliconFlow || strings.Contains(u, "siliconflow"):
+		return VendorSiliconFlow
+	}
+	return VendorOpenAI
+}
+
+// Check checks one key for one model now.
+func (c *Checker) Check(ctx context.Context, k *pool.Key, model string) (Result, bool) {
+	d := c.Pool.Deployment(k, model)
+	if d == nil {
+		return Result{}, false
+	}
+	for _, s := range k.Slots() {
+		if s.Model == model {
+			return c.check(ctx, target{key: k, slot: s, dep: d}), true
+		}
+	}
+	return Result{}, false
+}
+
+func (c *Checker) check(ctx context.Context, t target) Result {
+	vendor := VendorOf(t.dep.Model)
+	r := Result{ID: t.key.ID, Masked: t.key.Masked(), Model: t.slot.Model, Vendor: vendor}
+	secret := t.key.Secret()
+	if secret == "" {
+		r.Message, r.Status = "no key fetched yet", t.key.View(c.Clock.Now()).Status
+		return r
+	}
+	req, err := newCheckRequest(ctx, vendor, t.dep.Model.BaseURL, secret)
+	if err != nil {
+		r.Message = err.Error()
+		return r
+	}
+	start := c.Clock.Now()
+	resp, err := c.Client.Do(req)
+	r.LatencyMS = c.Clock.Since(start).Milliseconds()
+	now := c.Clock.Now()
+	var v health.Verdict
+	switch {
+	case err != nil:
+		v = health.ClassifyErr(err, ctx.Err() != nil)
+		r.Message = keygate.MaskIn(v.Reason, secret)
+	case resp.StatusCode < 400:
+		resp.Body.Close()
+		r.OK, r.StatusCode = true, resp.StatusCode
+		c.Pool.Checked(t.slot, now, nil)
+		r.Status = t.key.View(now).Status
+		return r
+	default:
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		r.StatusCode = resp.StatusCode
+		v = health.Classify(resp.StatusCode, resp.Header, body, now)
+		r.Message = keygate.MaskIn(v.Reason, secret)
+	}
+	r.Class = string(v.Class)
+	v.Reason = r.Message
+	if v.Scope != health.ScopeNone {
+		c.Pool.Checked(t.slot, now, &v)
+	}
+	r.Status = t.key.View(now).Status
+	c.Logger.Info("key checked", "key_id", t.key.ID, "model", t.slot.Model, "ok", r.OK, "class", r.Class, "status", r.StatusCode)
+	return r
+}
+
+// newCheckRequest builds the cheapest request that proves a key: the
+// provider's model list, authenticated the way the vendor expects.
+func newCheckRequest(ctx context.Context, vendor, baseURL, secret string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/models", nil)
+	if err != nil {
+		return nil, err
+	}
+	switch vendor {
+	case VendorAnthropic:
+		req.Header.Set("x-api-key", secret)
+		req.Header.Set("anthropic-version", "2023-06-01")
+	case VendorGemini:
+		// The native API reads x-goog-api-key, its OpenAI-compatible
+		// endpoint a bearer token: send both.
+		req.Header.Set("x-goog-api-key", secret)
+		req.Header.Set("Authorization", "Bearer "+secret)
+	default:
+		req.Header.Set("Authorization", "Bearer "+secret)
+	}
+	return req, nil
+}
+
+// KnownVendor reports whether v is a vendor name the check route accepts.
+func KnownVendor(v string) bool {
+	return v == "" || v == "all" || slices.Contains([]string{VendorOpenAI, VendorGemini, VendorAnthropic, VendorSiliconFlow}, v)
+}
