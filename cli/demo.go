@@ -13,7 +13,6 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/app"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/mockprovider"
 	"github.com/spf13/cobra"
@@ -95,19 +94,11 @@ func newDemoCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := app.New(cmd.Context(), cfg, app.Options{Logger: logger})
-			if err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", cfg.Listen)
-			if err != nil {
-				a.Store().Close()
-				return fmt.Errorf("listen on %s: %w (try --listen 127.0.0.1:0)", cfg.Listen, err)
-			}
-			demoBanner.Execute(env.Stdout, map[string]string{
-				"Addr": ln.Addr().String(), "Provider": pln.Addr().String(), "Token": demoToken, "Admin": cfg.AdminToken,
+			return runGateway(cmd.Context(), cfg, logger, func(addr string) {
+				demoBanner.Execute(env.Stdout, map[string]string{
+					"Addr": addr, "Provider": pln.Addr().String(), "Token": demoToken, "Admin": cfg.AdminToken,
+				})
 			})
-			return a.Serve(cmd.Context(), ln)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (loopback only)")
