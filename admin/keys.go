@@ -137,6 +137,10 @@ func HandleCheckKeys(d Deps, c *keycheck.Checker) http.Handler {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "no model %q", f.Model))
 			return
 		}
+		if r.Header.Get("Accept") == "application/x-ndjson" {
+			streamChecks(w, r, c, f)
+			return
+		}
 		results := c.CheckAll(r.Context(), f, nil)
 		passed := 0
 		for _, res := range results {
@@ -145,5 +149,40 @@ func HandleCheckKeys(d Deps, c *keycheck.Checker) http.Handler {
 			}
 		}
 		respond.JSON(w, http.StatusOK, map[string]any{"checked": len(results), "passed": passed, "data": results})
+	})
+}
+
+// streamChecks answers a check as newline-delimited JSON: first
+// {"total":N}, then one result per key as soon as it is known, so a
+// terminal can draw progress.
+func streamChecks(w http.ResponseWriter, r *http.Request, c *keycheck.Checker, f keycheck.Filter) {
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	enc.Encode(map[string]int{"total": c.Plan(f)})
+	rc.Flush()
+	c.CheckAll(r.Context(), f, func(res keycheck.Result) {
+		enc.Encode(res)
+		rc.Flush()
+	})
+}
+
+// HandleLookupKey finds a key by its clear text ({"key":"sk-…"}), sent in
+// a body so it never lands in a URL or an access log, and answers its view.
+func HandleLookupKey(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Key string `json:"key"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&body); err != nil || body.Key == "" {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "body must be {\"key\":\"…\"}"))
+			return
+		}
+		k := d.Pool.Key(d.Pool.KeyID(body.Key))
+		if k == nil {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.ENotFound, "no key %s in service", keygate.Mask(body.Key)))
+			return
+		}
+		respond.JSON(w, http.StatusOK, k.View(d.Clock.Now()))
 	})
 }

@@ -95,6 +95,9 @@ func (c *Checker) CheckAll(ctx context.Context, f Filter, progress func(Result))
 	return results
 }
 
+// Plan tells how many keys CheckAll(f) would check.
+func (c *Checker) Plan(f Filter) int { return len(c.targets(f)) }
+
 func (c *Checker) targets(f Filter) []target {
 	var out []target
 	for _, k := range c.Pool.Keys() {

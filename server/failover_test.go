@@ -275,6 +275,29 @@ func TestCheckKeysRoute(t *testing.T) {
 	if resp.StatusCode != 200 || v["checked"] != float64(2) || v["passed"] != float64(1) {
 		t.Fatalf("check: %d %v", resp.StatusCode, v)
 	}
+	req, _ := http.NewRequest(http.MethodPost, f.gateway.URL+"/api/v1/keys/check", nil)
+	req.Header.Set("Authorization", "Bearer kg-admin-secret")
+	req.Header.Set("Accept", "application/x-ndjson")
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stream.Body)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	stream.Body.Close()
+	if len(lines) != 3 || lines[0] != `{"total":2}` || !strings.Contains(lines[1], `"masked"`) {
+		t.Fatalf("streamed check: want a total and one line per key, got %q", lines)
+	}
+	lookup := f.post(t, "/api/v1/keys/lookup", "kg-admin-secret", `{"key":"`+healthyKey1+`"}`)
+	if v := readJSON(t, lookup); lookup.StatusCode != 200 || v["masked"] != keygate.Mask(healthyKey1) {
+		t.Fatalf("lookup by clear key: %d %v", lookup.StatusCode, v)
+	}
+	if got := f.post(t, "/api/v1/keys/lookup", "kg-admin-secret", `{"key":"sk-never-seen-000000"}`); got.StatusCode != 404 {
+		t.Fatalf("lookup of an unknown key: %d", got.StatusCode)
+	}
 	if got := f.post(t, "/api/v1/keys/check?vendor=nokia", "kg-admin-secret", ""); got.StatusCode != 400 {
 		t.Fatalf("unknown vendor: %d", got.StatusCode)
 	}
