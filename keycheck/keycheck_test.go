@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,57 +15,6 @@ import (
 	"github.com/keygate/keygate/mockprovider"
 	"github.com/keygate/keygate/pool"
 )
-
-// vendorServer answers GET /models like a vendor: good keys get a model
-// list, others the vendor's real error body.
-type vendorServer struct {
-	mu     sync.Mutex
-	good   map[string]bool
-	status int
-	body   string
-	calls  atomic.Int32
-	key    func(r *http.Request) string
-}
-
-func (v *vendorServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	v.calls.Add(1)
-	v.mu.Lock()
-	ok := v.good[v.key(r)]
-	v.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if ok {
-		io.WriteString(w, `{"data":[{"id":"m"}]}`)
-		return
-	}
-	w.WriteHeader(v.status)
-	io.WriteString(w, v.body)
-}
-
-func (v *vendorServer) accept(key string) {
-	v.mu.Lock()
-	v.good[key] = true
-	v.mu.Unlock()
-}
-
-func anthropicServer() *vendorServer {
-	return &vendorServer{good: map[string]bool{}, status: 401,
-		body: `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`,
-		key:  func(r *http.Request) string { return r.Header.Get("x-api-key") }}
-}
-
-func geminiServer() *vendorServer {
-	return &vendorServer{good: map[string]bool{}, status: 400,
-		body: `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}}`,
-		key:  func(r *http.Request) string { return r.Header.Get("x-goog-api-key") }}
-}
-
-func siliconFlowServer() *vendorServer {
-	return &vendorServer{good: map[string]bool{}, status: 403,
-		body: `{"code":30001,"message":"Sorry, your account balance is insufficient","data":null}`,
-		key: func(r *http.Request) string {
-			return r.Header.Get("Authorization")[len("Bearer "):]
-		}}
-}
 
 var t0 = time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC)
 
@@ -91,9 +38,9 @@ func serve(t *testing.T, h http.Handler) string {
 func TestCheckEveryVendor(t *testing.T) {
 	openai := mockprovider.New(mockprovider.Options{Keys: map[string]mockprovider.Behavior{
 		"sk-openai-good-000001": mockprovider.OK, "sk-openai-quota-00002": mockprovider.QuotaExhausted}})
-	anth, gem, sf := anthropicServer(), geminiServer(), siliconFlowServer()
-	anth.accept("sk-ant-good-00000001")
-	gem.accept("AIza-good-0000000001")
+	anth := mockprovider.NewVendor(mockprovider.VendorAnthropic, map[string]mockprovider.Behavior{"sk-ant-good-00000001": mockprovider.OK})
+	gem := mockprovider.NewVendor(mockprovider.VendorGemini, map[string]mockprovider.Behavior{"AIza-good-0000000001": mockprovider.OK})
+	sf := mockprovider.NewVendor(mockprovider.VendorSiliconFlow, map[string]mockprovider.Behavior{"sk-sf-broke-00000001": mockprovider.QuotaExhausted})
 	c, clock := newChecker(t,
 		keygate.Model{ModelID: "gpt", Provider: "openai", BaseURL: serve(t, openai) + "/v1",
 			APIKeys: []keygate.KeySpec{{Key: "sk-openai-good-000001"}, {Key: "sk-openai-quota-00002"}, {Key: "sk-openai-unknown-003"}}},
@@ -133,7 +80,7 @@ func TestCheckEveryVendor(t *testing.T) {
 		t.Fatalf("vendor filter: %d results", len(only))
 	}
 	// A passing check brings back a key disabled for authentication.
-	anth.accept("sk-ant-bad-000000002")
+	anth.SetBehavior("sk-ant-bad-000000002", mockprovider.OK)
 	c.CheckAll(context.Background(), Filter{Model: "claude"}, nil)
 	for _, k := range c.Pool.Keys() {
 		if k.Masked() == keygate.Mask("sk-ant-bad-000000002") && k.View(clock.Now()).Status == pool.StatusDisabled {
