@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
 )
@@ -27,6 +28,10 @@ type Deps struct {
 	Auth         *Auth
 	Store        Pinger
 	MaxBodyBytes int64
+	// Admin is what the operator routes use beyond the pool: the stores,
+	// logins and the reload of models. Its Logger, Clock and Pool are taken
+	// from these Deps. Without a store only the key health routes exist.
+	Admin admin.Deps
 }
 
 // New returns the gateway's handler.
