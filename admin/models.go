@@ -273,7 +273,9 @@ func HandleDeleteModel(d Deps) http.Handler {
 // model already has, or that repeat in the list, are reported as duplicates.
 func HandleAddModelKeys(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m, err := d.findModel(r)
+		// Not findModel: that would decrypt every key the model has; the
+		// store says not_found itself.
+		id, err := modelID(r)
 		if err != nil {
 			respond.Error(w, d.Logger, err)
 			return
@@ -302,12 +304,12 @@ func HandleAddModelKeys(d Deps) http.Handler {
 			respond.Error(w, d.Logger, invalid("keys", problems))
 			return
 		}
-		res, err := d.Keys.AddModelKeys(r.Context(), m.ID, b.Keys)
+		res, err := d.Keys.AddModelKeys(r.Context(), id, b.Keys)
 		if err != nil {
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		d.Logger.Info("keys added", "id", m.ID, "model", m.ModelID, "added", len(res.Added), "duplicates", len(res.Duplicates))
+		d.Logger.Info("keys added", "id", id, "added", len(res.Added), "duplicates", len(res.Duplicates))
 		if err := d.apply(r.Context()); err != nil {
 			respond.Error(w, d.Logger, err)
 			return
@@ -318,11 +320,19 @@ func HandleAddModelKeys(d Deps) http.Handler {
 
 // findModel reads the model named by the {id} of the path.
 func (d Deps) findModel(r *http.Request) (*keygate.Model, error) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	id, err := modelID(r)
 	if err != nil {
-		return nil, keygate.Errorf(keygate.ENotFound, "no model with id %q (ids are numbers)", r.PathValue("id"))
+		return nil, err
 	}
 	return d.Models.FindModel(r.Context(), id)
+}
+
+func modelID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return 0, keygate.Errorf(keygate.ENotFound, "no model with id %q (ids are numbers)", r.PathValue("id"))
+	}
+	return id, nil
 }
 
 // apply puts the stored models into service. The change is already saved

@@ -328,17 +328,16 @@ func (db *DB) SyncConfigModels(ctx context.Context, models []keygate.Model) erro
 
 var keyColumns = []string{"id", "secret", "masked", "status", "weight", "created_ms", "updated_ms"}
 
-// keyRow seals a key for provider_keys; an empty status becomes enabled.
-func (db *DB) keyRow(secret, status string, weight int, now int64) (string, []any, error) {
-	id := db.keyring.hasher.ID(secret)
+// keyRow seals the key with id for provider_keys; an empty status becomes enabled.
+func (db *DB) keyRow(id, secret, status string, weight int, now int64) ([]any, error) {
 	sealed, err := db.keyring.sealer.Seal([]byte(secret), keyAAD(id))
 	if err != nil {
-		return "", nil, fmt.Errorf("seal key %s: %w", id, err)
+		return nil, fmt.Errorf("seal key %s: %w", id, err)
 	}
 	if status == "" {
 		status = keygate.StatusEnabled
 	}
-	return id, []any{id, sealed, keygate.Mask(secret), status, weight, now, now}, nil
+	return []any{id, sealed, keygate.Mask(secret), status, weight, now, now}, nil
 }
 
 // putModelKeys stores specs and links them to model ref in their order. A
@@ -348,14 +347,15 @@ func (db *DB) putModelKeys(ctx context.Context, tx *sql.Tx, ref int64, specs []k
 	var setStatus, keepStatus, links [][]any
 	seen := map[string]bool{}
 	for i, s := range specs {
-		id, row, err := db.keyRow(s.Key, s.Status, s.Weight, now)
-		if err != nil {
-			return err
-		}
+		id := db.keyring.hasher.ID(s.Key)
 		if seen[id] {
 			continue // one statement must not upsert a row twice
 		}
 		seen[id] = true
+		row, err := db.keyRow(id, s.Key, s.Status, s.Weight, now)
+		if err != nil {
+			return err
+		}
 		if s.Status != "" {
 			setStatus = append(setStatus, row)
 		} else {
@@ -427,7 +427,7 @@ func (db *DB) AddModelKeys(ctx context.Context, id int64, keys []string) (keygat
 				continue
 			}
 			have[ref.ID] = true
-			_, row, err := db.keyRow(secret, "", 0, now)
+			row, err := db.keyRow(ref.ID, secret, "", 0, now)
 			if err != nil {
 				return err
 			}

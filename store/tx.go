@@ -34,11 +34,29 @@ func (db *DB) inTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, what 
 	return nil
 }
 
-// insertRows inserts rows (each len(cols) values) into table in multi-row
-// INSERT statements of at most insertChunkRows rows each; tail follows
-// every statement (an ON CONFLICT clause).
+// insertRows inserts rows (each len(cols) values) into table; tail
+// follows the VALUES (an ON CONFLICT clause). PostgreSQL gets multi-row
+// INSERT statements of at most insertChunkRows rows, one round trip each;
+// SQLite, in process, one prepared single-row statement run per row, which
+// spares it compiling a large statement per chunk.
 func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, table string, cols []string, tail string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
 	row := "(" + placeholders(len(cols)) + ")"
+	if db.dialect == DialectSQLite {
+		stmt, err := tx.PrepareContext(ctx, "INSERT INTO "+table+" ("+strings.Join(cols, ", ")+") VALUES "+row+" "+tail)
+		if err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
+		}
+		defer stmt.Close()
+		for _, r := range rows {
+			if _, err := stmt.ExecContext(ctx, r...); err != nil {
+				return fmt.Errorf("insert into %s: %w", table, err)
+			}
+		}
+		return nil
+	}
 	for chunk := range slices.Chunk(rows, insertChunkRows) {
 		var b strings.Builder
 		b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")

@@ -3,7 +3,9 @@
 -- (its id is the keyed hash of the string) linked to each model through
 -- model_keys. Secrets are stored sealed (AES-256-GCM): provider_keys.secret,
 -- models.key_source (its headers may carry credentials) and settings.value.
--- Times are UTC unix milliseconds.
+-- Times are UTC unix milliseconds. The key tables are WITHOUT ROWID: their
+-- primary key is how they are always found, and one b-tree per table halves
+-- the work of a bulk import.
 CREATE TABLE models (
 	id              INTEGER PRIMARY KEY AUTOINCREMENT,
 	origin          TEXT    NOT NULL DEFAULT 'api' CHECK (origin IN ('api', 'config')),
@@ -45,7 +47,7 @@ CREATE TABLE provider_keys (
 	weight     INTEGER NOT NULL DEFAULT 0,
 	created_ms INTEGER NOT NULL,
 	updated_ms INTEGER NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 -- position keeps a model's keys in the order given: in key_usage_mode
 -- single the first healthy key serves.
@@ -54,7 +56,7 @@ CREATE TABLE model_keys (
 	key_id    TEXT    NOT NULL REFERENCES provider_keys (id) ON DELETE CASCADE,
 	position  INTEGER NOT NULL,
 	PRIMARY KEY (model_ref, key_id)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE INDEX model_keys_key_idx ON model_keys (key_id);
 
