@@ -47,7 +47,7 @@ func newKeysListCmd(o *operator) *cobra.Command {
 							k.Status, orDash(k.ErrorClass), k.TotalRequests, k.SuccessRate, ago(k.LastUsedAt))
 					}
 				})
-				fmt.Fprintf(w, "%d keys\n", len(answer.Data))
+				fmt.Fprintln(w, plural(len(answer.Data), "key"))
 			})
 		},
 	}
@@ -135,7 +135,7 @@ func (o *operator) addKeys(ctx context.Context, model string, keys []string) err
 		return err
 	}
 	return o.print(res, func(w io.Writer) {
-		fmt.Fprintf(w, "added %d keys to %s (id %d); %d duplicates", len(res.Added), m.ModelID, m.ID, len(res.Duplicates))
+		fmt.Fprintf(w, "added %s to %s (id %d); %s", plural(len(res.Added), "key"), m.ModelID, m.ID, plural(len(res.Duplicates), "duplicate"))
 		if len(res.Duplicates) == 0 {
 			fmt.Fprintln(w)
 			return

@@ -96,7 +96,7 @@ func newModelsAddCmd(o *operator) *cobra.Command {
 				return err
 			}
 			return o.print(created, func(w io.Writer) {
-				fmt.Fprintf(w, "created model %s (id %d) with %d keys\n", created.ModelID, created.ID, len(created.APIKeys))
+				fmt.Fprintf(w, "created model %s (id %d) with %s\n", created.ModelID, created.ID, plural(len(created.APIKeys), "key"))
 			})
 		},
 	}

@@ -56,3 +56,11 @@ func ago(t *time.Time) string {
 	}
 	return time.Since(*t).Round(time.Second).String() + " ago"
 }
+
+// plural writes a count with its noun: "1 key", "2 keys".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
