@@ -66,8 +66,7 @@ func newKeysAddCmd(o *operator) *cobra.Command {
 			return o.addKeys(cmd.Context(), model, keys)
 		},
 	}
-	cmd.Flags().StringVar(&model, "model", "", "the model: its model_id, or its id when several share one (required)")
-	cmd.MarkFlagRequired("model")
+	modelFlag(cmd, &model)
 	return cmd
 }
 
@@ -85,9 +84,14 @@ func newKeysImportCmd(o *operator) *cobra.Command {
 			return o.addKeys(cmd.Context(), model, keys)
 		},
 	}
-	cmd.Flags().StringVar(&model, "model", "", "the model: its model_id, or its id when several share one (required)")
-	cmd.MarkFlagRequired("model")
+	modelFlag(cmd, &model)
 	return cmd
+}
+
+// modelFlag adds the required --model flag of the commands that add keys.
+func modelFlag(cmd *cobra.Command, model *string) {
+	cmd.Flags().StringVar(model, "model", "", "the model: its model_id, or its id when several share one (required)")
+	cmd.MarkFlagRequired("model")
 }
 
 // readKeys reads one key per line from the file at path ("-" for stdin),

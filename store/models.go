@@ -232,15 +232,10 @@ func (db *DB) UpdateModel(ctx context.Context, m *keygate.Model) error {
 			return err
 		}
 		set := strings.Join(modelColumns, " = ?, ") + " = ?, updated_ms = ?"
-		res, err := tx.ExecContext(ctx, db.rebind("UPDATE models SET "+set+" WHERE id = ?"),
-			append(args, time.Now().UnixMilli(), m.ID)...)
+		err = execOne(ctx, tx, keygate.Errorf(keygate.ENotFound, "no model with id %d", m.ID),
+			db.rebind("UPDATE models SET "+set+" WHERE id = ?"), append(args, time.Now().UnixMilli(), m.ID)...)
 		if err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return keygate.Errorf(keygate.ENotFound, "no model with id %d", m.ID)
 		}
 		if _, err := tx.ExecContext(ctx, db.rebind("DELETE FROM model_keys WHERE model_ref = ?"), m.ID); err != nil {
 			return err
@@ -255,14 +250,10 @@ func (db *DB) UpdateModel(ctx context.Context, m *keygate.Model) error {
 // DeleteModel removes model id and the keys no other model uses.
 func (db *DB) DeleteModel(ctx context.Context, id int64) error {
 	return db.write(ctx, "delete model", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.rebind("DELETE FROM models WHERE id = ?"), id)
+		err := execOne(ctx, tx, keygate.Errorf(keygate.ENotFound, "no model with id %d", id),
+			db.rebind("DELETE FROM models WHERE id = ?"), id)
 		if err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return keygate.Errorf(keygate.ENotFound, "no model with id %d", id)
 		}
 		return db.deleteOrphanKeys(ctx, tx)
 	})
@@ -461,15 +452,7 @@ func (db *DB) SetKeyStatus(ctx context.Context, id, status string) (keygate.KeyR
 // DeleteKey removes a stored key from every model.
 func (db *DB) DeleteKey(ctx context.Context, id string) error {
 	return db.write(ctx, "delete key", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.rebind("DELETE FROM provider_keys WHERE id = ?"), id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return keygate.Errorf(keygate.ENotFound, "no stored key with id %q", id)
-		}
-		return nil
+		return execOne(ctx, tx, keygate.Errorf(keygate.ENotFound, "no stored key with id %q", id),
+			db.rebind("DELETE FROM provider_keys WHERE id = ?"), id)
 	})
 }

@@ -80,3 +80,18 @@ func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, table string, cols []s
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
+
+// execOne runs a statement that must change a row, and answers notFound
+// when it changed none.
+func execOne(ctx context.Context, tx *sql.Tx, notFound error, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return notFound
+	}
+	return nil
+}

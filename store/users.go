@@ -89,15 +89,7 @@ func scanUser(row interface{ Scan(...any) error }) (*keygate.User, error) {
 // DeleteUser removes user id.
 func (db *DB) DeleteUser(ctx context.Context, id int64) error {
 	return db.write(ctx, "delete user", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.rebind("DELETE FROM users WHERE id = ?"), id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return keygate.Errorf(keygate.ENotFound, "no user with id %d", id)
-		}
-		return nil
+		return execOne(ctx, tx, keygate.Errorf(keygate.ENotFound, "no user with id %d", id),
+			db.rebind("DELETE FROM users WHERE id = ?"), id)
 	})
 }
