@@ -310,9 +310,11 @@ func HandleAddModelKeys(d Deps) http.Handler {
 			return
 		}
 		d.Logger.Info("keys added", "id", id, "added", len(res.Added), "duplicates", len(res.Duplicates))
-		if err := d.apply(r.Context()); err != nil {
-			respond.Error(w, d.Logger, err)
-			return
+		if len(res.Added) > 0 {
+			if err := d.apply(r.Context()); err != nil {
+				respond.Error(w, d.Logger, err)
+				return
+			}
 		}
 		respond.JSON(w, http.StatusOK, res)
 	})
