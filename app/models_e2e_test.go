@@ -225,3 +225,23 @@ func TestMasterKey(t *testing.T) {
 		t.Fatalf("a short KEYGATE_JWT_SECRET must be refused: %v", err)
 	}
 }
+
+// TestKeySourceModelAddedAtRuntime creates a model fed by a key service
+// while the gateway runs: its source starts at once and serves.
+func TestKeySourceModelAddedAtRuntime(t *testing.T) {
+	e := newKeyServiceEnv(t, nil)
+	g := start(t, baseConfig(t, t.TempDir()))
+	body, _ := json.Marshal(e.model())
+	if code, v := jsonCall(t, "POST", g.url+"/api/v1/llm-models", adminToken, string(body)); code != 201 {
+		t.Fatalf("create: %d %v", code, v)
+	}
+	resp, b := call(t, "POST", g.url+"/v1/chat/completions", appToken, chat)
+	if resp.StatusCode != 200 || !e.ks.Valid(last(e.provider).Key) {
+		t.Fatalf("a model with a key service added at runtime must serve with a fetched key: %d %s", resp.StatusCode, b)
+	}
+	for _, k := range keysByMasked(t, g.url) {
+		if k["source"] == nil {
+			t.Fatalf("the fetched key must show its source: %v", k)
+		}
+	}
+}
