@@ -1,9 +1,10 @@
-// Package admin holds the operator routes under /api/v1: keys and their
-// health now; models, users and tokens as they come. Every handler here is
-// behind the admin credential (see server.Auth.Admin).
+// Package admin holds the operator routes under /api/v1: models and their
+// keys, key health, users and login. Every handler here but login is behind
+// the admin credential (see server.Auth.Admin).
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -16,11 +17,20 @@ import (
 	"github.com/keygate/keygate/respond"
 )
 
-// Deps is what the admin handlers use.
+// Deps is what the admin handlers use. Without a store (Models, Keys and
+// Users nil) only the key health routes work, on the pool alone.
 type Deps struct {
 	Logger *slog.Logger
 	Clock  clockwork.Clock
 	Pool   *pool.Pool
+	Models keygate.ModelStore
+	Keys   keygate.KeyStore
+	Users  keygate.UserStore
+	Logins *Logins
+	// Reload puts the stored models into service at once (requests in
+	// flight keep the keys they started with). Handlers that change models
+	// or keys call it after the change is stored.
+	Reload func(ctx context.Context) error
 }
 
 // HandleListKeys answers every key with its state; ?model= and ?status=
@@ -88,31 +98,72 @@ func HandleResetKeys(d Deps) http.Handler {
 }
 
 // HandlePatchKey switches a key on or off: {"status":"enabled"|"disabled"}.
+// A stored key keeps the change across restarts and for every model using
+// it; a key fetched from a key service keeps it in its saved state.
 func HandlePatchKey(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		k, err := findKey(d, r)
+		id := r.PathValue("id")
+		var body struct {
+			Status string `json:"status"`
+		}
+		if err := decode(w, r, maxBody, &body); err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		if body.Status != keygate.StatusEnabled && body.Status != keygate.StatusDisabled {
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "status: must be enabled or disabled"))
+			return
+		}
+		ref := keygate.KeyRef{ID: id, Status: body.Status}
+		var err error = keygate.Errorf(keygate.ENotFound, "no stored key")
+		if d.Keys != nil {
+			ref, err = d.Keys.SetKeyStatus(r.Context(), id, body.Status)
+		}
+		k := d.Pool.Key(id)
+		switch {
+		case err == nil:
+			err = d.apply(r.Context())
+		case keygate.ErrorCode(err) == keygate.ENotFound && k != nil:
+			k.SetDisabled(body.Status == keygate.StatusDisabled)
+			err = nil
+		case keygate.ErrorCode(err) == keygate.ENotFound:
+			err = keygate.Errorf(keygate.ENotFound, "no key with id %q", id)
+		}
 		if err != nil {
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		var body struct {
-			Status string `json:"status"`
-		}
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "body must be JSON like {\"status\":\"disabled\"}: %v", err))
+		d.Logger.Info("key status changed by operator", "key_id", id, "status", body.Status)
+		if k := d.Pool.Key(id); k != nil {
+			respond.JSON(w, http.StatusOK, k.View(d.Clock.Now()))
 			return
 		}
-		switch body.Status {
-		case keygate.StatusEnabled:
-			k.SetDisabled(false)
-		case keygate.StatusDisabled:
-			k.SetDisabled(true)
-		default:
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "status: %q must be enabled or disabled", body.Status))
+		respond.JSON(w, http.StatusOK, ref) // stored, but no model in service uses it
+	})
+}
+
+// HandleDeleteKey removes a stored key from every model that uses it;
+// requests in flight with it finish.
+func HandleDeleteKey(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		err := d.Keys.DeleteKey(r.Context(), id)
+		if keygate.ErrorCode(err) == keygate.ENotFound {
+			if k := d.Pool.Key(id); k != nil && k.Source() != nil {
+				err = keygate.Errorf(keygate.EInvalidRequest, "key %s is fetched from a key service: remove key_source from its model instead", id)
+			} else {
+				err = keygate.Errorf(keygate.ENotFound, "no key with id %q", id)
+			}
+		}
+		if err == nil {
+			err = d.apply(r.Context())
+		}
+		if err != nil {
+			respond.Error(w, d.Logger, err)
 			return
 		}
-		d.Logger.Info("key status changed by operator", "key_id", k.ID, "status", body.Status)
-		respond.JSON(w, http.StatusOK, k.View(d.Clock.Now()))
+		d.Logger.Info("key deleted by operator", "key_id", id)
+		respond.JSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
 	})
 }
 

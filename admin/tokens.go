@@ -2,7 +2,6 @@ package admin
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"math/big"
 	"net/http"
 	"strconv"
@@ -34,7 +33,7 @@ type tokenView struct {
 func HandleCreateToken(d TokenDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var in keygate.TokenSpec
-		if err := decode(w, r, &in); err != nil {
+		if err := decode(w, r, maxBody, &in); err != nil {
 			respond.Error(w, d.Logger, err)
 			return
 		}
@@ -130,7 +129,7 @@ func validateToken(t *keygate.TokenSpec, now time.Time) error {
 		t.Models = []string{"*"}
 	}
 	if len(problems) > 0 {
-		return keygate.Errorf(keygate.EInvalidRequest, "invalid token: %s", strings.Join(problems, "; "))
+		return invalid("token", problems)
 	}
 	return nil
 }
@@ -149,14 +148,4 @@ func newTokenSecret() (string, error) {
 		b[i] = tokenAlphabet[x.Int64()]
 	}
 	return "kg-" + string(b), nil
-}
-
-// decode reads a JSON body of at most 1 MiB into v, rejecting unknown fields.
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return keygate.Errorf(keygate.EInvalidRequest, "body is not valid JSON for this route: %v", err)
-	}
-	return nil
 }

@@ -14,16 +14,20 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keycheck"
-	"github.com/keygate/keygate/keysource"
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
+	"github.com/keygate/keygate/secret"
 	"github.com/keygate/keygate/server"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/usage"
 )
+
+// loginTTL is how long a login token lasts.
+const loginTTL = 24 * time.Hour
 
 // Options are the parts tests replace.
 type Options struct {
@@ -48,15 +52,20 @@ type App struct {
 	auth     *server.Auth
 	seeded   map[*limit.Budget]bool // budgets already given their period's spending
 	tokensMu sync.Mutex
-	sources  []*keysource.Source
 	handler  http.Handler
 	shutdown time.Duration
+	reloadMu sync.Mutex // serialises reload
+
+	srcMu   sync.Mutex
+	sources map[*pool.Key]*runningSource
+	srcCtx  context.Context // set by Serve: sources bound later start at once
+	srcWG   sync.WaitGroup
 }
 
 // New opens the store, builds the key pool and the handler. It refuses a
 // non-loopback listen address when no credential is configured.
 func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
-	a := &App{cfg: cfg, log: opts.Logger, clock: opts.Clock, shutdown: opts.ShutdownTimeout}
+	a := &App{cfg: cfg, log: opts.Logger, clock: opts.Clock, shutdown: opts.ShutdownTimeout, sources: map[*pool.Key]*runningSource{}}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -92,15 +101,28 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		a.log.Warn("no token configured: accepting every caller on the loopback address", "listen", cfg.Listen)
 	}
 
-	models := cfg.Models
-	if len(models) == 0 && cfg.ZeroConfig != nil {
-		models = []keygate.Model{*cfg.ZeroConfig}
-		a.log.Info("zero-config mode: one model from the LLM_* variables", "model", cfg.ZeroConfig.ModelID, "base_url", cfg.ZeroConfig.BaseURL)
+	keyring, jwtKey, err := openSecrets(ctx, cfg, db, a.log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	// Key ids are keyed by the master key, so they are stable across restarts
+	// and say nothing about the key to anyone without it.
+	hasher := keygate.NewKeyHasher(keyring.Derive(secret.LabelKeyID))
+	db.UseKeyring(keyring, hasher)
+	if err := a.configModels(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	models, err := db.ListModels(ctx, keygate.ModelFilter{})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("load models: %w", err)
 	}
 	if len(models) == 0 {
-		a.log.Warn("no models configured: every request will answer model_not_found")
+		a.log.Warn("no models configured: every request will answer model_not_found until one is added (keygate models add)")
 	}
-	a.pool = pool.New(keygate.NewKeyHasher([]byte("keygate/key-id/v1")), cfg.KeyPolicy)
+	a.pool = pool.New(hasher, cfg.KeyPolicy)
 	if err := a.pool.Load(models); err != nil {
 		db.Close()
 		return nil, err
@@ -132,9 +154,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.checker = &keycheck.Checker{Pool: a.pool, Client: &http.Client{Transport: relay.NewTransport(30 * time.Second), Timeout: 30 * time.Second},
 		Clock: a.clock, Logger: a.log}
 	a.recovery = &keycheck.Recovery{Checker: a.checker, Schedule: keycheck.DefaultSchedule()}
+	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now)}
+	a.auth.UseLogins(logins)
 	a.handler = server.New(server.Deps{
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
 		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.reloadTokens, Checker: a.checker,
+		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins, Reload: a.reload},
 	})
 	return a, nil
 }
@@ -190,10 +215,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer wg.Done(); a.recorder.Run(recCtx) }()
 	go func() { defer wg.Done(); a.states.run(recCtx) }()
 	go func() { defer wg.Done(); a.recovery.Run(recCtx) }()
-	for _, src := range a.sources {
-		wg.Add(1)
-		go func() { defer wg.Done(); src.Run(recCtx) }()
-	}
+	a.startSources(recCtx)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -220,6 +242,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stopRec()
 	wg.Wait()
+	a.srcWG.Wait()
 	if err := a.states.flush(fctx); err != nil {
 		a.log.Error("shutdown: key states not saved", "err", err)
 		serveErr = errors.Join(serveErr, err)

@@ -9,12 +9,24 @@ import (
 	"github.com/keygate/keygate/pool"
 )
 
+// runningSource is a key service source bound to a pool key; stop is set
+// once it runs.
+type runningSource struct {
+	src  *keysource.Source
+	stop context.CancelFunc
+}
+
 // bindSources gives every key fed by a key service its keysource.Source:
 // each new lease is installed in the pool's key, and the relay may ask the
-// source for a replacement or wait on it. Sources run until ctx ends.
+// source for a replacement or wait on it. Sources of keys no longer in
+// service stop. Before Serve, sources wait for it; after, they start at once.
 func (a *App) bindSources() error {
+	a.srcMu.Lock()
+	defer a.srcMu.Unlock()
+	live := map[*pool.Key]bool{}
 	for _, k := range a.pool.FetchedKeys() {
-		if k.Refresher() != nil {
+		live[k] = true
+		if a.sources[k] != nil {
 			continue
 		}
 		src, err := keysource.New(*k.Source(), keysource.Options{
@@ -26,9 +38,42 @@ func (a *App) bindSources() error {
 		}
 		src.OnChange(func(l keysource.Lease) { k.SetLease(l.Secret, l.ExpiresAt) })
 		k.SetRefresher(refresher{src})
-		a.sources = append(a.sources, src)
+		rs := &runningSource{src: src}
+		a.sources[k] = rs
+		if a.srcCtx != nil {
+			a.startSource(rs)
+		}
+	}
+	for k, rs := range a.sources {
+		if !live[k] {
+			if rs.stop != nil {
+				rs.stop()
+			}
+			delete(a.sources, k)
+		}
 	}
 	return nil
+}
+
+// startSources runs every bound source, and those bound later, until ctx ends.
+func (a *App) startSources(ctx context.Context) {
+	a.srcMu.Lock()
+	defer a.srcMu.Unlock()
+	a.srcCtx = ctx
+	for _, rs := range a.sources {
+		a.startSource(rs)
+	}
+}
+
+// startSource runs one source. Called with srcMu held.
+func (a *App) startSource(rs *runningSource) {
+	ctx, cancel := context.WithCancel(a.srcCtx)
+	rs.stop = cancel
+	a.srcWG.Add(1)
+	go func() {
+		defer a.srcWG.Done()
+		rs.src.Run(ctx)
+	}()
 }
 
 // refresher adapts a keysource.Source to what the pool asks of it.

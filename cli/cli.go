@@ -1,5 +1,6 @@
 // Package cli is the keygate command line: `serve`, `demo`, `version`, and
-// the operator commands that talk to a running server.
+// the operator commands that talk to a running server through its admin
+// API (client.go).
 package cli
 
 import (
@@ -43,7 +44,8 @@ func newRoot(env Env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(env), newDemoCmd(env), newVersionCmd(env))
+	root.AddCommand(newServeCmd(env), newDemoCmd(env), newVersionCmd(env), newModelsCmd(env), newKeysCmd(env),
+		newTokensCmd(env), newStatusCmd(env), newReportCmd(env))
 	return root
 }
 

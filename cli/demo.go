@@ -122,6 +122,11 @@ func demoConfig(listen, providerURL, keyServiceURL, dir string) (*config.Config,
 	admin := make([]byte, 12)
 	rand.Read(admin)
 	cfg.AdminToken = "kg-admin-" + hex.EncodeToString(admin)
+	// A throwaway master key: the demo's store is deleted at exit, so there
+	// is nothing to keep and nothing to warn about.
+	master := make([]byte, 32)
+	rand.Read(master)
+	cfg.MasterKey = hex.EncodeToString(master)
 	cfg.DatabaseURL = "sqlite://" + filepath.Join(dir, "demo.db")
 	cfg.Tokens = []keygate.TokenSpec{{Name: "demo", Token: demoToken, User: "demo", Models: []string{"*"}}}
 	cfg.ZeroConfig = nil

@@ -90,11 +90,37 @@ func (c *Config) validate(p *problems) {
 	c.validateTokens(p)
 	for i := range c.Models {
 		prefix := fmt.Sprintf("models[%d]", i)
-		validateModel(p, &c.Models[i], func(field string) string { return join(prefix, field) })
+		name := func(field string) string { return join(prefix, field) }
+		validateModel(p, &c.Models[i], name)
+		needsKeys(p, &c.Models[i], name)
 	}
 	if c.ZeroConfig != nil {
 		validateModel(p, c.ZeroConfig, zeroConfigName)
+		needsKeys(p, c.ZeroConfig, zeroConfigName)
 	}
+}
+
+// needsKeys requires a model declared in the configuration to have a key:
+// there is no other place to add one from.
+func needsKeys(p *problems, m *keygate.Model, name func(string) string) {
+	if len(m.APIKeys) == 0 && m.KeySource == nil {
+		p.add(name(""), "needs api_keys or key_source")
+	}
+}
+
+// ModelProblems fills in the defaults of a models: entry and checks m the
+// way the YAML file's models are checked, returning every problem as
+// "field: reason". A model without keys passes: the admin API lets keys be
+// added to it afterwards. Secrets in the answer are masked.
+func ModelProblems(m *keygate.Model) []string {
+	modelDefaults(m)
+	var p problems
+	validateModel(&p, m, func(field string) string { return field })
+	c := Config{Models: []keygate.Model{*m}}
+	for i := range p {
+		p[i] = c.mask(p[i])
+	}
+	return p
 }
 
 func (c *Config) validateTokens(p *problems) {
@@ -144,9 +170,6 @@ func validateModel(p *problems, m *keygate.Model, name func(string) string) {
 		p.add(name("temperature"), "%v must be between 0 and 2", *t)
 	}
 
-	if len(m.APIKeys) == 0 && m.KeySource == nil {
-		p.add(name(""), "needs api_keys or key_source")
-	}
 	seen := make(map[string]int)
 	for j, k := range m.APIKeys {
 		at := fmt.Sprintf("api_keys[%d]", j)
@@ -187,14 +210,18 @@ func validateModel(p *problems, m *keygate.Model, name func(string) string) {
 // invalid turns the problems into one error, with every secret the
 // configuration holds masked in case a value was put in the wrong field.
 func (c *Config) invalid(p problems) error {
-	msg := "invalid config: " + strings.Join(p, "\n")
+	return errors.New(c.mask("invalid config: " + strings.Join(p, "\n")))
+}
+
+// mask hides every secret the configuration holds inside msg.
+func (c *Config) mask(msg string) string {
 	for _, s := range c.secrets() {
 		// Very short values would mask ordinary words; no real secret is that short.
 		if len(s) >= 8 {
 			msg = keygate.MaskIn(msg, s)
 		}
 	}
-	return errors.New(msg)
+	return msg
 }
 
 func (c *Config) secrets() []string {

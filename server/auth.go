@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -47,7 +48,18 @@ type Auth struct {
 	admin  [32]byte
 	hasAdm bool
 	now    func() time.Time
+	logins LoginChecker
 }
+
+// LoginChecker tells whether a login token (a JWT from POST
+// /api/v1/auth/login) is an admin's; see admin.Logins.
+type LoginChecker interface {
+	Admin(ctx context.Context, token string) error
+}
+
+// UseLogins lets admins' login tokens open operator routes. Call it before
+// serving.
+func (a *Auth) UseLogins(l LoginChecker) { a.logins = l }
 
 // NewAuth builds the authenticator from the admin token; now tells the time
 // for token expiry.
@@ -149,8 +161,9 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(h[len(prefix):]), true
 }
 
-// Admin checks the admin credential of an operator route. In open mode
-// (no credential configured, loopback only) every caller is an admin.
+// Admin checks the admin credential of an operator route: the admin token,
+// or an admin's login token. In open mode (no credential configured,
+// loopback only) every caller is an admin.
 func (a *Auth) Admin(r *http.Request) error {
 	if a.Open() {
 		return nil
@@ -165,6 +178,9 @@ func (a *Auth) Admin(r *http.Request) error {
 	}
 	if (*a.tokens.Load())[sum] != nil {
 		return keygate.Errorf(keygate.EForbidden, "a gateway token is not an admin credential")
+	}
+	if a.logins != nil {
+		return a.logins.Admin(r.Context(), secret)
 	}
 	return keygate.Errorf(keygate.EInvalidAPIKey, "invalid admin credential")
 }

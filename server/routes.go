@@ -20,7 +20,8 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(d))
 
-	ad := admin.Deps{Logger: d.Logger, Clock: d.Clock, Pool: d.Pool}
+	ad := d.Admin
+	ad.Logger, ad.Clock, ad.Pool = d.Logger, d.Clock, d.Pool
 	mux.Handle("GET /api/v1/keys", requireAdmin(d, admin.HandleListKeys(ad)))
 	mux.Handle("GET /api/v1/keys/{id}", requireAdmin(d, admin.HandleGetKey(ad)))
 	mux.Handle("PATCH /api/v1/keys/{id}", requireAdmin(d, admin.HandlePatchKey(ad)))
@@ -43,6 +44,24 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 
 	mux.Handle("GET /api/v1/usage", requireAdmin(d, admin.HandleUsage(ad, d.Usage)))
 	mux.Handle("GET /api/v1/llm/usage", handleOwnUsage(d))
+
+	if ad.Models != nil {
+		mux.Handle("DELETE /api/v1/keys/{id}", requireAdmin(d, admin.HandleDeleteKey(ad)))
+		mux.Handle("POST /api/v1/llm-models", requireAdmin(d, admin.HandleCreateModel(ad)))
+		mux.Handle("GET /api/v1/llm-models", requireAdmin(d, admin.HandleListModels(ad)))
+		mux.Handle("GET /api/v1/llm-models/{id}", requireAdmin(d, admin.HandleGetModel(ad)))
+		mux.Handle("PUT /api/v1/llm-models/{id}", requireAdmin(d, admin.HandleUpdateModel(ad)))
+		mux.Handle("DELETE /api/v1/llm-models/{id}", requireAdmin(d, admin.HandleDeleteModel(ad)))
+		mux.Handle("POST /api/v1/llm-models/{id}/keys", requireAdmin(d, admin.HandleAddModelKeys(ad)))
+	}
+	if ad.Users != nil {
+		mux.Handle("POST /api/v1/users", requireAdmin(d, admin.HandleCreateUser(ad)))
+		mux.Handle("GET /api/v1/users", requireAdmin(d, admin.HandleListUsers(ad)))
+		mux.Handle("DELETE /api/v1/users/{id}", requireAdmin(d, admin.HandleDeleteUser(ad)))
+	}
+	if ad.Logins != nil {
+		mux.Handle("POST /api/v1/auth/login", admin.HandleLogin(ad))
+	}
 
 	mux.Handle("/", handleNotFound())
 }

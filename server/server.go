@@ -11,6 +11,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keycheck"
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pool"
@@ -36,6 +37,10 @@ type Deps struct {
 	Checker      *keycheck.Checker
 	// ReloadTokens puts the stored tokens in force (after a change).
 	ReloadTokens func(ctx context.Context) error
+	// Admin is what the operator routes use beyond the pool: the stores,
+	// logins and the reload of models. Its Logger, Clock and Pool are taken
+	// from these Deps. Without a store only the key health routes exist.
+	Admin admin.Deps
 
 	modelRates *modelRates
 }

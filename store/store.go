@@ -37,6 +37,8 @@ type DB struct {
 	// long report never holds up the usage writer (WAL lets both run at once);
 	// otherwise it is the same pool as w.
 	r *sql.DB
+	// keyring seals provider keys and names them; set by UseKeyring.
+	keyring *keyring
 }
 
 var _ keygate.Store = (*DB)(nil)

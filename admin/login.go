@@ -1,0 +1,90 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/respond"
+	"github.com/keygate/keygate/secret"
+)
+
+// Logins issues login tokens and tells whether one belongs to an admin.
+type Logins struct {
+	Users  keygate.UserStore
+	Signer *secret.Signer
+}
+
+// Admin checks a login token on an operator route: valid and unexpired
+// (else 401), and of a user who still exists and is an admin (else 401 or
+// 403). The user is read from the store on every call, so deleting a user
+// ends their tokens at once; operator routes are not the hot path.
+func (l *Logins) Admin(ctx context.Context, token string) error {
+	c, err := l.Signer.Verify(token)
+	if errors.Is(err, secret.ErrExpired) {
+		return keygate.Errorf(keygate.EInvalidAPIKey, "login token expired; log in again")
+	}
+	if err != nil {
+		return keygate.Errorf(keygate.EInvalidAPIKey, "invalid admin credential")
+	}
+	u, err := l.Users.FindUser(ctx, c.UserID)
+	if keygate.ErrorCode(err) == keygate.ENotFound || (err == nil && u.Username != c.Username) {
+		return keygate.Errorf(keygate.EInvalidAPIKey, "the user of this login token no longer exists")
+	}
+	if err != nil {
+		return err
+	}
+	if u.Role != keygate.RoleAdmin {
+		return keygate.Errorf(keygate.EForbidden, "user %q is not an admin", u.Username)
+	}
+	return nil
+}
+
+// HandleLogin answers {"token","expires_at"} for a right username and
+// password: {"username","password"}.
+func HandleLogin(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			Username string `json:"username"`
+			Password string `json:"password"`
+		}
+		if err := decode(w, r, maxBody, &b); err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		var problems []string
+		if b.Username == "" {
+			problems = append(problems, "username: required")
+		}
+		if b.Password == "" {
+			problems = append(problems, "password: required")
+		}
+		if len(problems) > 0 {
+			respond.Error(w, d.Logger, invalid("login", problems))
+			return
+		}
+		u, err := d.Logins.Users.FindUserByName(r.Context(), b.Username)
+		if err != nil && keygate.ErrorCode(err) != keygate.ENotFound {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		hash := ""
+		if u != nil {
+			hash = u.PasswordHash
+		}
+		if !secret.CheckPassword(hash, b.Password) {
+			d.Logger.Warn("login failed", "user", b.Username, "remote", r.RemoteAddr)
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidAPIKey, "invalid username or password"))
+			return
+		}
+		token, exp, err := d.Logins.Signer.Issue(u.ID, u.Username, u.Role)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		d.Logger.Info("login", "user", u.Username, "role", u.Role)
+		respond.JSON(w, http.StatusOK, map[string]any{"token": token, "expires_at": exp.UTC().Format(time.RFC3339)})
+	})
+}
