@@ -3,7 +3,7 @@
 // each with the same requests and prints one table against issue 8's
 // targets. See package loadtest.
 //
-//	go run ./cmd/keygate-load                 # a full run, about two minutes
+//	go run ./cmd/keygate-load                 # a full run, about 90 s
 //	go run ./cmd/keygate-load -smoke          # seconds; checks it works
 //	go run ./cmd/keygate-load -cpuprofile keygate.pprof -json result.json
 package main

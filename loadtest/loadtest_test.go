@@ -1,0 +1,109 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The harness runs its servers by re-executing its own binary: here, the
+// test binary.
+func TestMain(m *testing.M) {
+	Child()
+	os.Exit(m.Run())
+}
+
+// lockedBuffer collects the children's logs, written from exec's copying
+// goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestSmoke runs the whole harness in smoke mode: every row of the table
+// must have its numbers, and no request may fail. Timings are not judged.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several processes")
+	}
+	// The pool benchmark runs for -test.benchtime per size, 1 s unless told.
+	if f := flag.Lookup("test.benchtime"); f != nil && f.Value.String() == "1s" {
+		f.Value.Set("50ms")
+		defer f.Value.Set("1s")
+	}
+	var logs lockedBuffer
+	opts := Smoke()
+	opts.Log = &logs
+	opts.CPUProfile = t.TempDir() + "/keygate.pprof"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := Run(ctx, opts)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, logs.String())
+	}
+	if fi, err := os.Stat(opts.CPUProfile); err != nil || fi.Size() == 0 {
+		t.Errorf("no CPU profile written: %v", err)
+	}
+
+	// 16 rows measure the targets, one per pool size, then requests and
+	// failures.
+	rows := res.rows()
+	if want := 16 + len(pickSizes) + 2; len(rows) != want {
+		t.Errorf("got %d rows, want %d", len(rows), want)
+	}
+	for _, row := range rows {
+		for i, v := range row.vals {
+			name := []string{"direct", "httputil", "keygate"}[i]
+			switch {
+			case math.IsNaN(v):
+			case math.IsInf(v, 0):
+				t.Errorf("%s, %s: %v", row.label, name, v)
+			case row.kind == measured && v <= 0:
+				t.Errorf("%s, %s: %v, want a positive number", row.label, name, v)
+			case row.kind == mustBeZero && v != 0:
+				t.Errorf("%s, %s: %v, want 0", row.label, name, v)
+			}
+		}
+	}
+	for _, tr := range res.Targets {
+		if tr.Failed > 0 {
+			t.Errorf("%s: %d of %d requests failed; the first: %s", tr.Name, tr.Failed, tr.Sent, tr.FirstError)
+		}
+	}
+	for _, tr := range res.Targets[1:] {
+		if tr.Held != opts.Streams {
+			t.Errorf("%s held %d streams open at once, want all %d", tr.Name, tr.Held, opts.Streams)
+		}
+	}
+
+	var table strings.Builder
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		if !strings.Contains(table.String(), row.label) {
+			t.Errorf("table has no row %q", row.label)
+		}
+	}
+	if t.Failed() {
+		t.Logf("table:\n%s\nlogs:\n%s", table.String(), logs.String())
+	}
+}

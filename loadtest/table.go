@@ -1,0 +1,157 @@
+package loadtest
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Issue 8's targets.
+const (
+	minThroughputRatio = 1.5                    // keygate ÷ httputil at 64 connections
+	maxOverhead        = 100 * time.Microsecond // keygate p50 − direct p50
+	maxPickNs          = 100                    // at 100,000 keys, 64 goroutines
+	maxRSS             = 150e6                  // bytes, with 1,000 streams open
+	rssStreams         = 1000
+
+	// maxOtherCores is how much CPU other processes and the hypervisor
+	// may take while the targets are measured before the table warns that
+	// the run was disturbed.
+	maxOtherCores = 0.1
+)
+
+type rowKind int
+
+const (
+	measured rowKind = iota // every value it has is positive
+	derived                 // a difference or ratio of measured values
+	mustBeZero
+)
+
+// row is one line of the table: a value per target (NaN where it does not
+// apply) and, if a target is about it, the verdict on keygate's value.
+type row struct {
+	label   string
+	format  string
+	vals    [3]float64 // direct, httputil, keygate
+	kind    rowKind
+	target  string
+	verdict string // PASS, FAIL, n/a, or "" without a target
+}
+
+func verdict(pass bool) string {
+	if pass {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func (r *Result) rows() []row {
+	d, h, k := r.Targets[0], r.Targets[1], r.Targets[2]
+	na := math.NaN()
+	us := func(t time.Duration) float64 { return float64(t) / 1e3 }
+	mb := func(b int64) float64 { return float64(b) / 1e6 }
+	heldRSS := row{label: fmt.Sprintf("peak RSS, %s streams open (MB)", thousands(r.Streams)), format: "%.1f",
+		vals: [3]float64{na, mb(h.HoldPeakRSS), mb(k.HoldPeakRSS)}, target: "keygate ≤ 150", verdict: "n/a"}
+	if r.Streams >= rssStreams {
+		heldRSS.verdict = verdict(k.HoldPeakRSS <= maxRSS && k.Held >= rssStreams)
+	}
+	rows := []row{
+		{label: "sequential p50 (µs)", format: "%.0f", vals: [3]float64{us(d.SeqP50), us(h.SeqP50), us(k.SeqP50)}},
+		{label: "sequential p99 (µs)", format: "%.0f", vals: [3]float64{us(d.SeqP99), us(h.SeqP99), us(k.SeqP99)}},
+		{label: "p50 overhead over direct (µs)", format: "%+.0f", kind: derived,
+			vals:   [3]float64{na, us(h.SeqP50 - d.SeqP50), us(k.SeqP50 - d.SeqP50)},
+			target: "keygate ≤ 100", verdict: verdict(k.SeqP50-d.SeqP50 <= maxOverhead)},
+		{label: fmt.Sprintf("throughput, %d conns (req/s)", r.Conns), format: "%.0f",
+			vals: [3]float64{d.Throughput, h.Throughput, k.Throughput}},
+		{label: "throughput ÷ httputil", format: "%.2f×", kind: derived,
+			vals:   [3]float64{d.Throughput / h.Throughput, 1, k.Throughput / h.Throughput},
+			target: "keygate ≥ 1.50×", verdict: verdict(k.Throughput >= minThroughputRatio*h.Throughput)},
+		{label: fmt.Sprintf("server CPU per request, %d conns (µs)", r.Conns), format: "%.1f",
+			vals: [3]float64{us(d.ServerCPUPerRequest), us(h.ServerCPUPerRequest), us(k.ServerCPUPerRequest)}},
+		{label: fmt.Sprintf("server CPU use, %d conns (cores)", r.Conns), format: "%.2f",
+			vals: [3]float64{d.ServerCores, h.ServerCores, k.ServerCores}},
+		{label: fmt.Sprintf("machine CPU busy, %d conns (cores)", r.Conns), format: "%.2f",
+			vals: [3]float64{d.MachineCores, h.MachineCores, k.MachineCores}},
+		{label: "stream TTFT p50 (µs)", format: "%.0f", vals: [3]float64{us(d.TTFTP50), us(h.TTFTP50), us(k.TTFTP50)}},
+		{label: "stream TTFT p99 (µs)", format: "%.0f", vals: [3]float64{us(d.TTFTP99), us(h.TTFTP99), us(k.TTFTP99)}},
+		{label: "TTFT p50 overhead over direct (µs)", format: "%+.0f", kind: derived,
+			vals: [3]float64{na, us(h.TTFTP50 - d.TTFTP50), us(k.TTFTP50 - d.TTFTP50)}},
+		{label: fmt.Sprintf("streams, %d conns (streams/s)", r.Conns), format: "%.0f",
+			vals: [3]float64{d.StreamThroughput, h.StreamThroughput, k.StreamThroughput}},
+		{label: "stream throughput ÷ httputil", format: "%.2f×", kind: derived,
+			vals: [3]float64{d.StreamThroughput / h.StreamThroughput, 1, k.StreamThroughput / h.StreamThroughput}},
+		{label: "peak RSS over the phases above (MB)", format: "%.1f", vals: [3]float64{na, mb(h.PeakRSS), mb(k.PeakRSS)}},
+		heldRSS,
+		{label: "streams open at once (peak)", format: "%.0f", vals: [3]float64{na, float64(h.Held), float64(k.Held)}},
+	}
+	for _, p := range r.Pick {
+		pr := row{label: fmt.Sprintf("pick, %s keys, %d goroutines (ns)", thousands(p.Keys), p.Goroutines),
+			format: "%.1f", vals: [3]float64{na, na, p.NsPerPick}}
+		if p.Keys == pickSizes[len(pickSizes)-1] {
+			pr.target, pr.verdict = "< 100", verdict(p.NsPerPick < maxPickNs)
+		}
+		rows = append(rows, pr)
+	}
+	return append(rows,
+		row{label: "requests", format: "%.0f", vals: [3]float64{float64(d.Sent), float64(h.Sent), float64(k.Sent)}},
+		row{label: "failed requests", format: "%.0f", kind: mustBeZero,
+			vals:   [3]float64{float64(d.Failed), float64(h.Failed), float64(k.Failed)},
+			target: "keygate = 0", verdict: verdict(k.Failed == 0)},
+	)
+}
+
+// WriteTable prints the result as one table, then the first failure of
+// each target that had any.
+func (r *Result) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "keygate-load: %s per phase, %d connections, %s streams, GOMAXPROCS %d, %s\n\n",
+		r.Duration, r.Conns, thousands(r.Streams), r.GOMAXPROCS, r.GoVersion)
+	rows := r.rows()
+	width := 0
+	for _, row := range rows {
+		width = max(width, len([]rune(row.label)))
+	}
+	// Numbers read best right-aligned; padding the labels to one width
+	// keeps them left-aligned under AlignRight.
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	pad := func(s string) string { return s + strings.Repeat(" ", width-len([]rune(s))) }
+	fmt.Fprintf(tw, "%s\tdirect\thttputil\tkeygate\ttarget\t\t\n", pad("metric"))
+	for _, row := range rows {
+		cells := []string{pad(row.label)}
+		for _, v := range row.vals {
+			if math.IsNaN(v) {
+				cells = append(cells, "—")
+			} else {
+				cells = append(cells, fmt.Sprintf(row.format, v))
+			}
+		}
+		cells = append(cells, row.target, row.verdict)
+		fmt.Fprintf(tw, "%s\t\n", strings.Join(cells, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// CPU times tick every 10 ms: too coarse to judge shorter phases.
+	if r.OtherCores > maxOtherCores && r.Duration >= time.Second {
+		fmt.Fprintf(w, "\nWARNING: other processes or the hypervisor took %.2f cores during the measurements: these numbers are not a measurement.\n", r.OtherCores)
+	}
+	for _, t := range r.Targets {
+		if t.Failed > 0 {
+			fmt.Fprintf(w, "\n%s: %d of %d requests failed; the first: %s\n", t.Name, t.Failed, t.Sent, t.FirstError)
+		}
+	}
+	return nil
+}
+
+// thousands writes n with commas: 100,000.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
