@@ -29,7 +29,9 @@ func (s *stateWriter) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.Chan():
-			s.flush(ctx)
+			// Not ctx: a flush cut off by shutdown would only be noise, and
+			// the final flush after shutdown writes everything anyway.
+			s.flush(context.Background())
 		}
 	}
 }

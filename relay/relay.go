@@ -577,7 +577,9 @@ func putBuffer(b *bytes.Buffer) {
 	}
 }
 
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+// Stream readers are small: a thousand open streams each hold one, and a
+// longer line is copied through in pieces (ErrBufferFull).
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
 func getReader(r io.Reader) *bufio.Reader {
 	br := readerPool.Get().(*bufio.Reader)

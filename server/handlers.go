@@ -37,13 +37,12 @@ func handleRelay(d Deps, endpoint, required string) http.Handler {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "request body is not valid JSON"))
 			return
 		}
-		fields := gjson.GetManyBytes(body, "model", required, "stream")
-		model, stream := fields[0], fields[2]
+		model, need, stream := topFields(body, required)
 		if model.Type != gjson.String || model.Str == "" {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required field: model (a string)"))
 			return
 		}
-		if !fields[1].Exists() {
+		if !need.Exists() {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required field: %s", required))
 			return
 		}
@@ -120,6 +119,23 @@ func estimate(body []byte, endpoint string, g *pool.Group) cost {
 		reply = 1024
 	}
 	return cost{tokens: prompt + reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
+}
+
+// topFields reads model, required and stream from the top level of a
+// JSON object in one pass; the values it skips are not decoded.
+func topFields(body []byte, required string) (model, need, stream gjson.Result) {
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			model = v
+		case "stream":
+			stream = v
+		case required:
+			need = v
+		}
+		return true
+	})
+	return model, need, stream
 }
 
 // readBody reads the whole body, refusing one over limit with 413.

@@ -111,7 +111,7 @@ func openSQLite(path string) (*DB, error) {
 	}
 	// BEGIN IMMEDIATE takes the write lock up front, so a transaction never
 	// fails half-way when it upgrades from reader to writer.
-	w, err := sql.Open("sqlite", path+"?"+sqliteBase+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	w, err := sql.Open("sqlite", path+"?"+sqliteBase+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}

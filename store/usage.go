@@ -42,11 +42,27 @@ func (db *DB) InsertUsage(ctx context.Context, records []keygate.UsageRecord) er
 	}
 	defer tx.Rollback()
 
-	// A multi-row INSERT is one round trip per chunk, which matters for a
-	// PostgreSQL across a network; for SQLite it costs nothing extra.
-	for chunk := range slices.Chunk(records, insertChunkRows) {
-		if _, err := tx.ExecContext(ctx, db.insertUsageSQL(len(chunk)), usageArgs(chunk)...); err != nil {
-			return fmt.Errorf("insert usage batch of %d: %w", len(records), err)
+	if db.dialect == DialectSQLite {
+		// In-process SQLite has no round trips to save: one prepared
+		// single-row statement is parsed once and skips the statement
+		// journal a multi-row INSERT needs.
+		stmt, err := tx.PrepareContext(ctx, db.insertUsageSQL(1))
+		if err != nil {
+			return fmt.Errorf("insert usage batch: %w", err)
+		}
+		defer stmt.Close()
+		for i := range records {
+			if _, err := stmt.ExecContext(ctx, usageArgs(records[i:i+1])...); err != nil {
+				return fmt.Errorf("insert usage batch of %d: %w", len(records), err)
+			}
+		}
+	} else {
+		// A multi-row INSERT is one round trip per chunk to a PostgreSQL
+		// across a network.
+		for chunk := range slices.Chunk(records, insertChunkRows) {
+			if _, err := tx.ExecContext(ctx, db.insertUsageSQL(len(chunk)), usageArgs(chunk)...); err != nil {
+				return fmt.Errorf("insert usage batch of %d: %w", len(records), err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
