@@ -31,6 +31,8 @@ type Deps struct {
 	// flight keep the keys they started with). Handlers that change models
 	// or keys call it after the change is stored.
 	Reload func(ctx context.Context) error
+	// UsersChanged is called after a user is created or deleted.
+	UsersChanged func(ctx context.Context) error
 }
 
 // HandleListKeys answers every key with its state; ?model= and ?status=

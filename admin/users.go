@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -58,6 +59,7 @@ func HandleCreateUser(d Deps) http.Handler {
 			return
 		}
 		d.Logger.Info("user created", "user", u.Username, "role", u.Role)
+		d.usersChanged(r.Context())
 		respond.JSON(w, http.StatusCreated, u)
 	})
 }
@@ -90,6 +92,18 @@ func HandleDeleteUser(d Deps) http.Handler {
 			return
 		}
 		d.Logger.Info("user deleted", "user_id", id)
+		d.usersChanged(r.Context())
 		respond.JSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
 	})
+}
+
+// usersChanged tells the request path, which checks login tokens against
+// the users in memory, that the users changed.
+func (d Deps) usersChanged(ctx context.Context) {
+	if d.UsersChanged == nil {
+		return
+	}
+	if err := d.UsersChanged(ctx); err != nil {
+		d.Logger.Error("reloading users failed", "err", err)
+	}
 }

@@ -156,10 +156,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.recovery = &keycheck.Recovery{Checker: a.checker, Schedule: keycheck.DefaultSchedule()}
 	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now)}
 	a.auth.UseLogins(logins)
+	a.auth.UseClientLogins(logins.Signer)
+	if err := a.reloadUsers(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	a.handler = server.New(server.Deps{
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
 		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.reloadTokens, Checker: a.checker,
-		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins, Reload: a.reload},
+		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins, Reload: a.reload, UsersChanged: a.reloadUsers},
 	})
 	return a, nil
 }
@@ -192,6 +197,17 @@ func (a *App) reloadTokens(ctx context.Context) error {
 		}
 		a.seeded[b] = true
 	}
+	return nil
+}
+
+// reloadUsers puts the stored users in force for login tokens on the
+// client API, so a deleted user's tokens stop working at once.
+func (a *App) reloadUsers(ctx context.Context) error {
+	users, err := a.store.ListUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("load users: %w", err)
+	}
+	a.auth.SetUsers(users)
 	return nil
 }
 

@@ -309,3 +309,37 @@ func TestTokensAPI(t *testing.T) {
 		t.Fatalf("a revoked token stops working at once: %d", resp.StatusCode)
 	}
 }
+
+func TestLoginTokenOnClientAPI(t *testing.T) {
+	e := newLimitsEnv(t, nil, nil)
+	resp, b := call(t, "POST", e.g.url+"/api/v1/users", "kg-admin-test-secret", `{"username":"carol","password":"correct horse","role":"user"}`)
+	var user map[string]any
+	json.Unmarshal(b, &user)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create user: %d %s", resp.StatusCode, b)
+	}
+	resp, b = call(t, "POST", e.g.url+"/api/v1/auth/login", "", `{"username":"carol","password":"correct horse"}`)
+	var login map[string]any
+	json.Unmarshal(b, &login)
+	jwt, _ := login["token"].(string)
+	if resp.StatusCode != 200 || jwt == "" {
+		t.Fatalf("login: %d %s", resp.StatusCode, b)
+	}
+	if resp, v := e.chat(t, jwt, chat); resp.StatusCode != 200 {
+		t.Fatalf("a login token calls the client API (SPEC 2): %d %v", resp.StatusCode, v)
+	}
+	if got := e.usageBy(t, "user", 1); got[0]["group"] != "carol" {
+		t.Fatalf("the call is recorded for the user: %v", got)
+	}
+	if resp, _ := e.chat(t, jwt[:len(jwt)-4]+"AAAA", chat); resp.StatusCode != 401 {
+		t.Fatalf("a forged login token: %d", resp.StatusCode)
+	}
+	call(t, "DELETE", e.g.url+fmt.Sprintf("/api/v1/users/%v", user["id"]), "kg-admin-test-secret", "")
+	if resp, v := e.chat(t, jwt, chat); resp.StatusCode != 401 || !strings.Contains(fmt.Sprint(v), "no longer exists") {
+		t.Fatalf("a deleted user's login token stops at once: %d %v", resp.StatusCode, v)
+	}
+	e.clock.Advance(25 * time.Hour)
+	if resp, _ := e.chat(t, jwt, chat); resp.StatusCode != 401 {
+		t.Fatalf("expired: %d", resp.StatusCode)
+	}
+}

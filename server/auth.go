@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/respond"
+	"github.com/keygate/keygate/secret"
 )
 
 // Caller is who is calling the relay, with the caps of its token.
@@ -49,6 +51,8 @@ type Auth struct {
 	hasAdm bool
 	now    func() time.Time
 	logins LoginChecker
+	signer *secret.Signer                   // verifies login tokens on the client API
+	users  atomic.Pointer[map[int64]string] // id → username of the users that exist
 }
 
 // LoginChecker tells whether a login token (a JWT from POST
@@ -60,6 +64,35 @@ type LoginChecker interface {
 // UseLogins lets admins' login tokens open operator routes. Call it before
 // serving.
 func (a *Auth) UseLogins(l LoginChecker) { a.logins = l }
+
+// UseClientLogins lets users call the client API with their login token
+// (SPEC section 2). Tokens are checked in memory: the signature, the expiry,
+// and that the user still exists (see SetUsers).
+func (a *Auth) UseClientLogins(s *secret.Signer) { a.signer = s }
+
+// SetUsers replaces the users whose login tokens are honoured.
+func (a *Auth) SetUsers(users []keygate.User) {
+	m := make(map[int64]string, len(users))
+	for _, u := range users {
+		m[u.ID] = u.Username
+	}
+	a.users.Store(&m)
+}
+
+// loginCaller checks a login token on the client API.
+func (a *Auth) loginCaller(token string) (*Caller, error) {
+	c, err := a.signer.Verify(token)
+	if errors.Is(err, secret.ErrExpired) {
+		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "login token expired; log in again")
+	}
+	if err != nil {
+		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "invalid or unknown token")
+	}
+	if users := a.users.Load(); users == nil || (*users)[c.UserID] != c.Username {
+		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "the user of this login token no longer exists")
+	}
+	return &Caller{Name: "user:" + c.Username, User: c.Username}, nil
+}
 
 // NewAuth builds the authenticator from the admin token; now tells the time
 // for token expiry.
@@ -135,11 +168,11 @@ func (a *Auth) Client(r *http.Request) (*Caller, error) {
 	if a.Open() {
 		return &Caller{Name: "anonymous"}, nil
 	}
-	secret, ok := bearer(r)
+	token, ok := bearer(r)
 	if !ok {
 		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "missing bearer token in the Authorization header")
 	}
-	sum := sha256.Sum256([]byte(secret))
+	sum := sha256.Sum256([]byte(token))
 	if t := (*a.tokens.Load())[sum]; t != nil {
 		if e := t.spec.ExpiresAt; e != nil && !a.now().Before(*e) {
 			return nil, keygate.Errorf(keygate.EInvalidAPIKey, "token %s expired at %s", t.spec.Name, e.UTC().Format(time.RFC3339))
@@ -148,6 +181,9 @@ func (a *Auth) Client(r *http.Request) (*Caller, error) {
 	}
 	if a.hasAdm && subtle.ConstantTimeCompare(sum[:], a.admin[:]) == 1 {
 		return &Caller{Name: "admin", User: "admin"}, nil
+	}
+	if a.signer != nil && secret.LooksLikeJWT(token) {
+		return a.loginCaller(token)
 	}
 	return nil, keygate.Errorf(keygate.EInvalidAPIKey, "invalid or unknown token")
 }
@@ -168,11 +204,11 @@ func (a *Auth) Admin(r *http.Request) error {
 	if a.Open() {
 		return nil
 	}
-	secret, ok := bearer(r)
+	token, ok := bearer(r)
 	if !ok {
 		return keygate.Errorf(keygate.EInvalidAPIKey, "missing bearer token in the Authorization header")
 	}
-	sum := sha256.Sum256([]byte(secret))
+	sum := sha256.Sum256([]byte(token))
 	if a.hasAdm && subtle.ConstantTimeCompare(sum[:], a.admin[:]) == 1 {
 		return nil
 	}
@@ -180,7 +216,7 @@ func (a *Auth) Admin(r *http.Request) error {
 		return keygate.Errorf(keygate.EForbidden, "a gateway token is not an admin credential")
 	}
 	if a.logins != nil {
-		return a.logins.Admin(r.Context(), secret)
+		return a.logins.Admin(r.Context(), token)
 	}
 	return keygate.Errorf(keygate.EInvalidAPIKey, "invalid admin credential")
 }
