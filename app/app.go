@@ -18,6 +18,7 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keycheck"
 	"github.com/keygate/keygate/limit"
+	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/secret"
@@ -143,7 +144,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.states = &stateWriter{pool: a.pool, store: db, clock: a.clock, log: a.log, interval: time.Second}
 
 	a.recorder = usage.NewRecorder(db, a.log, usage.Options{Clock: a.clock})
+	m := metrics.New(a.pool, a.clock)
 	rl := &relay.Relay{
+		Metrics:          m,
 		Pool:             a.pool,
 		Client:           &http.Client{Transport: relay.NewTransport(cfg.UpstreamTimeout)},
 		Recorder:         a.recorder,
@@ -164,7 +167,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.handler = server.New(server.Deps{
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
 		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.reloadTokens, Checker: a.checker,
-		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins, Reload: a.reload, UsersChanged: a.reloadUsers},
+		Metrics: m.Handler(),
+		Admin:   admin.Deps{Models: db, Keys: db, Users: db, Logins: logins, Reload: a.reload, UsersChanged: a.reloadUsers},
 	})
 	return a, nil
 }

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,9 +68,14 @@ func TestFetchedKeyServesAndIsReplacedWhenRevoked(t *testing.T) {
 	if len(keys) != 1 {
 		t.Fatalf("want the one fetched key, got %v", keys)
 	}
-	for _, k := range keys {
+	for id, k := range keys {
 		if k["status"] == "disabled" || k["source"] == nil {
 			t.Fatalf("a rejected fetched key must be replaced, not disabled, and show its source: %v", k)
+		}
+		_, b := call(t, "GET", g.url+"/metrics", "kg-admin-test-secret", "")
+		want := `keygate_key_service_fetches_total{key_id="` + k["id"].(string) + `",result="ok"} 2`
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("metrics must count the two fetches of %s: want %s", id, want)
 		}
 	}
 }

@@ -343,3 +343,30 @@ func TestLoginTokenOnClientAPI(t *testing.T) {
 		t.Fatalf("expired: %d", resp.StatusCode)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	e := newLimitsEnv(t, nil, nil)
+	e.chat(t, "kg-app-test-secret", chat)
+	if resp, _ := call(t, "GET", e.g.url+"/metrics", "kg-app-test-secret", ""); resp.StatusCode != 403 {
+		t.Fatalf("metrics need the admin credential: %d", resp.StatusCode)
+	}
+	resp, b := call(t, "GET", e.g.url+"/metrics", "kg-admin-test-secret", "")
+	body := string(b)
+	for _, want := range []string{
+		`keygate_requests_total{model="gpt-4o-mini",status="200"} 1`,
+		`keygate_upstream_attempts_total{class="ok",model="gpt-4o-mini"} 1`,
+		`keygate_tokens_total{kind="completion",model="gpt-4o-mini"} 12`,
+		`keygate_keys{status="healthy"} 1`,
+		`keygate_request_duration_seconds_count{model="gpt-4o-mini"} 1`,
+		`keygate_gateway_overhead_seconds_count{model="gpt-4o-mini"} 1`,
+		`keygate_time_to_first_token_seconds_count{model="gpt-4o-mini"} 1`,
+		`keygate_cost_usd_total{model="gpt-4o-mini"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if resp.StatusCode != 200 || strings.Contains(body, "sk-good-key") || strings.Contains(body, "kg-app-test-secret") {
+		t.Fatalf("metrics: %d, and no key or token may appear", resp.StatusCode)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/health"
+	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/respond"
 	"github.com/tidwall/gjson"
@@ -38,6 +39,8 @@ type Relay struct {
 	// FetchWait bounds how long a request waits for a key service when no
 	// key of its model is valid at all (default 30 s).
 	FetchWait time.Duration
+	// Metrics, if set, observes every attempt and request.
+	Metrics *metrics.Metrics
 }
 
 // Endpoints, appended to a deployment's base URL.
@@ -57,7 +60,8 @@ type Call struct {
 	Token     string // the token's name
 	Start     time.Time
 
-	hideUsage bool // usage was asked for on the caller's behalf: strip that chunk
+	hideUsage bool          // usage was asked for on the caller's behalf: strip that chunk
+	waited    time.Duration // spent waiting on providers' answers, for the overhead metric
 }
 
 // NewTransport returns the transport for upstream calls: many idle
@@ -90,6 +94,7 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 		rec.Time = c.Start
 		rec.LatencyMS = r.Clock.Since(c.Start).Milliseconds()
 		r.Recorder.Record(rec)
+		r.Metrics.Request(&rec, c.waited)
 	}()
 	if c.Stream && c.Endpoint == EndpointChat && !gjson.GetBytes(c.Body, "stream_options.include_usage").Bool() {
 		// Ask the provider for usage so the stream is billed; the extra
@@ -176,8 +181,11 @@ func (r *Relay) attempt(ctx context.Context, w http.ResponseWriter, req *http.Re
 	secret := k.Secret()
 	started := r.Clock.Now()
 	resp, err := r.send(ctx, req, c, a.Deployment, k, secret)
+	took := r.Clock.Since(started)
+	c.waited += took
 	if err != nil {
 		v := health.ClassifyErr(err, ctx.Err() != nil)
+		r.Metrics.Attempt(c.Group.ID, string(v.Class), took)
 		v.Reason = keygate.MaskIn(v.Reason, secret)
 		r.Pool.Failed(a, r.Clock.Now(), v)
 		if v.Class != health.ClassCanceled {
@@ -189,11 +197,13 @@ func (r *Relay) attempt(ctx context.Context, w http.ResponseWriter, req *http.Re
 	}
 	if resp.StatusCode < 400 {
 		if r.deliver(w, resp, c, a, *n, started, rec) {
+			r.Metrics.Attempt(c.Group.ID, "", took)
 			return nil, true
 		}
 		// The provider said 200 but sent something unusable, before
 		// anything reached the caller: a provider fault like a 500.
 		v := health.Verdict{Class: health.ClassInternal, Scope: health.ScopeKeyModel, Failover: true, Reason: "malformed response"}
+		r.Metrics.Attempt(c.Group.ID, string(v.Class), took)
 		r.Pool.Failed(a, r.Clock.Now(), v)
 		return &failure{status: http.StatusBadGateway, key: k, verdict: v,
 			err: keygate.Errorf(keygate.EUpstream, "provider returned a malformed response")}, false
@@ -201,6 +211,7 @@ func (r *Relay) attempt(ctx context.Context, w http.ResponseWriter, req *http.Re
 	f := readFailure(resp, k, secret)
 	f.verdict = health.Classify(resp.StatusCode, resp.Header, f.body, r.Clock.Now())
 	f.verdict.Reason = keygate.MaskIn(f.verdict.Reason, secret)
+	r.Metrics.Attempt(c.Group.ID, string(f.verdict.Class), took)
 	r.Logger.Warn("upstream error", "request_id", c.RequestID, "model", c.Group.ID, "key_id", k.ID,
 		"attempt", *n, "status", resp.StatusCode, "class", f.verdict.Class)
 	if ref := k.Refresher(); ref != nil && f.verdict.Class == health.ClassAuthentication {

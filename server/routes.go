@@ -19,6 +19,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(d))
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", requireAdmin(d, d.Metrics))
+	}
 
 	ad := d.Admin
 	ad.Logger, ad.Clock, ad.Pool = d.Logger, d.Clock, d.Pool

@@ -35,6 +35,7 @@ type Deps struct {
 	Tokens       keygate.TokenStore
 	Usage        keygate.UsageReader
 	Checker      *keycheck.Checker
+	Metrics      http.Handler // GET /metrics, behind the admin credential; nil: no route
 	// ReloadTokens puts the stored tokens in force (after a change).
 	ReloadTokens func(ctx context.Context) error
 	// Admin is what the operator routes use beyond the pool: the stores,
