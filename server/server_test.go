@@ -64,6 +64,7 @@ type setup struct {
 	opts    mockprovider.Options
 	models  func(base string) []keygate.Model
 	maxBody int64
+	policy  *keygate.KeyPolicy
 }
 
 func newFixture(t *testing.T, s setup) *fixture {
@@ -90,7 +91,11 @@ func newFixture(t *testing.T, s setup) *fixture {
 	if s.models != nil {
 		models = s.models(base)
 	}
-	f.pool = pool.New(keygate.NewKeyHasher([]byte("test")), keygate.DefaultKeyPolicy())
+	policy := keygate.DefaultKeyPolicy()
+	if s.policy != nil {
+		policy = *s.policy
+	}
+	f.pool = pool.New(keygate.NewKeyHasher([]byte("test")), policy)
 	if err := f.pool.Load(models); err != nil {
 		t.Fatal(err)
 	}
