@@ -8,14 +8,16 @@
 #   scripts/pg-test.sh             # start and print the export line
 #   scripts/pg-test.sh stop        # stop and delete
 #
-# PG_TEST_PORT (default 55432) picks the port; the data lives in
+# PG_TEST_PORT (default 25432, below the kernel's ephemeral range of
+# 32768-60999, so no test's outgoing connection can hold it) picks the
+# port; the data lives in
 # /tmp/keygate-pg-$PG_TEST_PORT. Running it again while the server is up
 # reuses that server. Installs PostgreSQL with apt-get when it is missing.
 #
 # Written to be sourced: it never calls exit or set -e, which would hit the
 # caller's shell.
 
-PG_TEST_PORT="${PG_TEST_PORT:-55432}"
+PG_TEST_PORT="${PG_TEST_PORT:-25432}"
 PG_TEST_ROOT="/tmp/keygate-pg-${PG_TEST_PORT}"
 
 pg_test__log() { echo "pg-test: $*" >&2; }
