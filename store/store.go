@@ -70,7 +70,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := db.Ping(ctx); err != nil {
+	if err := db.firstPing(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -135,6 +135,24 @@ func openPostgres(url string) (*DB, error) {
 	db.SetMaxOpenConns(10)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return &DB{dialect: DialectPostgres, w: db, r: db}, nil
+}
+
+// firstPing opens the first connection. Switching a new SQLite file to WAL
+// takes an exclusive lock for which SQLite does not wait (no busy handler),
+// so several processes opening the same new file at once may see "database
+// is locked": that case is retried for up to five seconds.
+func (db *DB) firstPing(ctx context.Context) error {
+	for i := 0; ; i++ {
+		err := db.Ping(ctx)
+		if err == nil || db.dialect != DialectSQLite || i == 50 || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Dialect reports DialectSQLite or DialectPostgres.
