@@ -70,10 +70,11 @@ type target struct {
 func (c *Checker) CheckAll(ctx context.Context, f Filter, progress func(Result)) []Result {
 	targets := c.targets(f)
 	results := make([]Result, len(targets))
-	sem := make(chan struct{}, max(1, c.Concurrency))
-	if c.Concurrency == 0 {
-		sem = make(chan struct{}, 8)
+	n := c.Concurrency
+	if n <= 0 {
+		n = 8
 	}
+	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for i, t := range targets {

@@ -92,7 +92,8 @@ func (k *Key) View(now time.Time) KeyView {
 	}
 
 	// The key-wide state speaks first; else the model slot with the latest trouble.
-	sv := k.st.view()
+	wide := k.st.view()
+	sv := wide
 	if sv.Class == "" && !sv.Disabled {
 		k.slotsMu.Lock()
 		for _, s := range k.slots {
@@ -103,7 +104,7 @@ func (k *Key) View(now time.Time) KeyView {
 		k.slotsMu.Unlock()
 	}
 	if sv.LastError == "" {
-		sv.LastError = k.st.view().LastError
+		sv.LastError = wide.LastError
 	}
 	v.ErrorClass, v.RetryCount, v.LastError = sv.Class, sv.Retries, truncate(sv.LastError, 256)
 	if !sv.FirstErrorAt.IsZero() {

@@ -60,7 +60,8 @@ func handleRelay(d Deps, endpoint, required string) http.Handler {
 			return
 		}
 		est := estimate(body, endpoint, g)
-		if ok, wait := d.modelRates.get(g).Allow(start, est.tokens); !ok {
+		modelRate := d.modelRates.get(g)
+		if ok, wait := modelRate.Allow(start, est.tokens); !ok {
 			retryAfter(w, wait)
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "model %s is over its requests or tokens per minute; retry in %s", g.ID, wait))
 			return
@@ -80,7 +81,7 @@ func handleRelay(d Deps, endpoint, required string) http.Handler {
 			RequestID: w.Header().Get(requestIDHeader), User: caller.User, Token: caller.Name, Start: start,
 		})
 		now, used := d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens
-		d.modelRates.get(g).Settle(now, est.tokens, used)
+		modelRate.Settle(now, est.tokens, used)
 		caller.rate.Settle(now, est.tokens, used)
 		caller.budget.Settle(now, est.cost, rec.Cost)
 	})
