@@ -36,7 +36,8 @@ type Deps struct {
 }
 
 // HandleListKeys answers every key with its state; ?model= and ?status=
-// narrow the list.
+// narrow the list, and keyPage's parameters search, sort and page it.
+// "total" is how many keys matched before paging.
 func HandleListKeys(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		model, status := r.URL.Query().Get("model"), r.URL.Query().Get("status")
@@ -49,7 +50,12 @@ func HandleListKeys(d Deps) http.Handler {
 			}
 			out = append(out, v)
 		}
-		respond.JSON(w, http.StatusOK, map[string]any{"data": out})
+		out, total, err := keyPage(out, r.URL.Query())
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		respond.JSON(w, http.StatusOK, map[string]any{"data": out, "total": total})
 	})
 }
 
@@ -181,7 +187,7 @@ func findKey(d Deps, r *http.Request) (*pool.Key, error) {
 // its provider now and answers one result per key.
 func HandleCheckKeys(d Deps, c *keycheck.Checker) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f := keycheck.Filter{Model: r.URL.Query().Get("model"), Vendor: r.URL.Query().Get("vendor")}
+		f := keycheck.Filter{Model: r.URL.Query().Get("model"), Vendor: r.URL.Query().Get("vendor"), IDs: r.URL.Query()["id"]}
 		if !keycheck.KnownVendor(f.Vendor) {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "vendor: %q must be openai, gemini, siliconflow, anthropic or all", f.Vendor))
 			return

@@ -41,6 +41,10 @@ func HandleUsage(d Deps, usage keygate.UsageReader) http.Handler {
 			respond.Error(w, d.Logger, err)
 			return
 		}
+		if r.URL.Query().Get("format") == "csv" {
+			writeUsageCSV(w, q.GroupBy, out)
+			return
+		}
 		respond.JSON(w, http.StatusOK, map[string]any{"data": out})
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/dashboard"
 	"github.com/keygate/keygate/keycheck"
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/metrics"
@@ -164,10 +165,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		db.Close()
 		return nil, err
 	}
+	sessions := dashboard.NewSessions(a.clock)
+	a.auth.UseSessions(sessions)
 	a.handler = server.New(server.Deps{
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
 		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.reloadTokens, Checker: a.checker,
-		Metrics: m.Handler(),
+		Metrics: m.Handler(), UsageSeries: db, Sessions: sessions,
 		Admin:   admin.Deps{Models: db, Keys: db, Users: db, Logins: logins, Reload: a.reload, UsersChanged: a.reloadUsers},
 	})
 	return a, nil

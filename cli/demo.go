@@ -36,6 +36,7 @@ const demoToken = "kg-demo-token"
 var demoBanner = template.Must(template.New("demo").Parse(`
 keygate demo is running on http://{{.Addr}} (mock provider on http://{{.Provider}}, no network needed)
 
+  dashboard:    http://{{.Addr}}/  (sign in with the admin token)
   token:        {{.Token}}
   admin token:  {{.Admin}}
   models:       gpt-4o-mini (5 keys: 2 healthy, 1 invalid, 1 rate-limited, 1 out of quota), text-embedding-3-small,

@@ -56,7 +56,8 @@ type Checker struct {
 // Filter selects the keys to check; empty fields match everything.
 type Filter struct {
 	Model  string
-	Vendor string // openai, gemini, siliconflow, anthropic, or "all"
+	Vendor string   // openai, gemini, siliconflow, anthropic, or "all"
+	IDs    []string // only these keys, if set (the dashboard's selection)
 }
 
 type target struct {
@@ -102,6 +103,9 @@ func (c *Checker) Plan(f Filter) int { return len(c.targets(f)) }
 func (c *Checker) targets(f Filter) []target {
 	var out []target
 	for _, k := range c.Pool.Keys() {
+		if len(f.IDs) > 0 && !slices.Contains(f.IDs, k.ID) {
+			continue
+		}
 		for _, s := range k.Slots() {
 			if f.Model != "" && s.Model != f.Model {
 				continue

@@ -53,7 +53,19 @@ type Auth struct {
 	logins LoginChecker
 	signer *secret.Signer                   // verifies login tokens on the client API
 	users  atomic.Pointer[map[int64]string] // id → username of the users that exist
+	// sessions are the dashboard's signed-in browsers (nil: no dashboard).
+	sessions SessionCredentials
 }
+
+// SessionCredentials turns a dashboard session cookie into the credential
+// it stands for; see dashboard.Sessions.
+type SessionCredentials interface {
+	Credential(r *http.Request) (credential string, present bool, err error)
+}
+
+// UseSessions lets dashboard session cookies open operator routes. Call it
+// before serving.
+func (a *Auth) UseSessions(s SessionCredentials) { a.sessions = s }
 
 // LoginChecker tells whether a login token (a JWT from POST
 // /api/v1/auth/login) is an admin's; see admin.Logins.
@@ -201,13 +213,28 @@ func bearer(r *http.Request) (string, bool) {
 // or an admin's login token. In open mode (no credential configured,
 // loopback only) every caller is an admin.
 func (a *Auth) Admin(r *http.Request) error {
+	token, ok := bearer(r)
+	if !ok && a.sessions != nil {
+		// A dashboard session stands for the credential it signed in with,
+		// checked afresh on every call; a change needs its CSRF token.
+		cred, present, err := a.sessions.Credential(r)
+		if err != nil {
+			return err
+		}
+		token, ok = cred, present
+	}
 	if a.Open() {
 		return nil
 	}
-	token, ok := bearer(r)
 	if !ok {
 		return keygate.Errorf(keygate.EInvalidAPIKey, "missing bearer token in the Authorization header")
 	}
+	return a.AdminToken(r.Context(), token)
+}
+
+// AdminToken checks one admin credential: the admin token, or an admin's
+// login token. A gateway token is refused with 403.
+func (a *Auth) AdminToken(ctx context.Context, token string) error {
 	sum := sha256.Sum256([]byte(token))
 	if a.hasAdm && subtle.ConstantTimeCompare(sum[:], a.admin[:]) == 1 {
 		return nil
@@ -216,7 +243,7 @@ func (a *Auth) Admin(r *http.Request) error {
 		return keygate.Errorf(keygate.EForbidden, "a gateway token is not an admin credential")
 	}
 	if a.logins != nil {
-		return a.logins.Admin(r.Context(), token)
+		return a.logins.Admin(ctx, token)
 	}
 	return keygate.Errorf(keygate.EInvalidAPIKey, "invalid admin credential")
 }

@@ -32,6 +32,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /api/v1/keys/reset", requireAdmin(d, admin.HandleResetKeys(ad)))
 	mux.Handle("POST /api/v1/keys/check", requireAdmin(d, admin.HandleCheckKeys(ad, d.Checker)))
 	mux.Handle("POST /api/v1/keys/lookup", requireAdmin(d, admin.HandleLookupKey(ad)))
+	mux.Handle("GET /api/v1/keys/summary", requireAdmin(d, admin.HandleKeySummary(ad)))
 
 	td := admin.TokenDeps{Deps: ad, Tokens: d.Tokens, Hash: HashToken,
 		Reload: func(r *http.Request) error { return d.ReloadTokens(r.Context()) },
@@ -47,6 +48,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 
 	mux.Handle("GET /api/v1/usage", requireAdmin(d, admin.HandleUsage(ad, d.Usage)))
 	mux.Handle("GET /api/v1/llm/usage", handleOwnUsage(d))
+	if d.UsageSeries != nil {
+		mux.Handle("GET /api/v1/usage/series", requireAdmin(d, admin.HandleUsageSeries(ad, d.UsageSeries)))
+	}
 
 	if ad.Models != nil {
 		mux.Handle("DELETE /api/v1/keys/{id}", requireAdmin(d, admin.HandleDeleteKey(ad)))
@@ -62,9 +66,12 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		mux.Handle("GET /api/v1/users", requireAdmin(d, admin.HandleListUsers(ad)))
 		mux.Handle("DELETE /api/v1/users/{id}", requireAdmin(d, admin.HandleDeleteUser(ad)))
 	}
+	var login http.Handler
 	if ad.Logins != nil {
-		mux.Handle("POST /api/v1/auth/login", admin.HandleLogin(ad))
+		login = admin.HandleLogin(ad)
+		mux.Handle("POST /api/v1/auth/login", login)
 	}
+	addDashboard(mux, d, login)
 
 	mux.Handle("/", handleNotFound())
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/dashboard"
 	"github.com/keygate/keygate/keycheck"
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pool"
@@ -42,6 +43,11 @@ type Deps struct {
 	// logins and the reload of models. Its Logger, Clock and Pool are taken
 	// from these Deps. Without a store only the key health routes exist.
 	Admin admin.Deps
+	// UsageSeries answers GET /api/v1/usage/series; nil: no route.
+	UsageSeries keygate.UsageSeriesReader
+	// Sessions are the dashboard's signed-in browsers; nil: no dashboard.
+	// The same store must be given to Auth.UseSessions.
+	Sessions *dashboard.Sessions
 
 	modelRates *modelRates
 }
