@@ -51,7 +51,7 @@ var zh = map[string]string{
 	// Overview.
 	"Keys by status": "按状态统计密钥", "all models": "全部模型", "Total keys": "密钥总数", "Last hour": "最近一小时",
 	"Requests / min": "每分钟请求", "Errors / min": "每分钟错误", "Avg latency": "平均延迟",
-	"Requests per minute, last hour": "最近一小时每分钟请求数", "Today": "今日", "Requests": "请求数", "Cost": "费用",
+	"Requests per minute, last hour": "最近一小时每分钟请求数", "Today": "今日", "Tokens used": "Token 用量", "Requests": "请求数", "Cost": "费用",
 	"Key sources": "密钥来源", "Keys about to run out": "即将耗尽的密钥", "Loading…": "加载中…",
 	"Last fetch": "上次获取", "Expires": "过期时间", "Fetches": "获取次数", "Failures": "失败次数", "Last error": "最近错误",
 	"No key has an error.": "没有出错的密钥。", "{n} ready for retry": "{n} 个待重试", "next key back in {d}": "下一个密钥 {d} 后恢复",

@@ -35,10 +35,12 @@
 
   // columns draws one column per bucket: {label, total, segments:[{group,value}]}.
   function columns(el, buckets, opts) {
-    const W = 720, H = opts.height || 200, left = 48, bottom = 22, top = 8;
+    // Drawn at the container's own width, so text keeps its size.
+    const W = Math.max(280, el.clientWidth || 720), H = opts.height || 200, left = 48, bottom = 22, top = 8;
     const max = niceMax(Math.max(0, ...buckets.map((b) => b.total)));
     const plotW = W - left - 4, plotH = H - top - bottom;
     const bw = plotW / Math.max(1, buckets.length);
+    const every = Math.max(1, Math.ceil(buckets.length / Math.max(1, Math.floor(plotW / 72)))); // a label per 72 px
     const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart-svg', 'aria-hidden': 'true' });
     for (let i = 0; i <= 4; i++) {
       const y = top + plotH - (plotH * i) / 4;
@@ -58,21 +60,22 @@
           title(`${b.label} · ${s.group ? s.group + ': ' : ''}${opts.format(s.value)}`)));
       }
       root.append(g);
-      if (opts.tick && opts.tick(i, buckets.length)) root.append(text(x + w / 2, H - 6, b.label, 'axis', 'middle'));
+      if (i % every === 0) root.append(text(x + w / 2, H - 6, b.label, 'axis', 'middle'));
     });
     el.replaceChildren(root);
   }
 
   // hbars draws one horizontal bar per item: {group, value}; labels beside.
   function hbars(el, items, opts) {
-    const rowH = 28, W = 560, labelW = 170, valueW = 90;
+    const rowH = 28, W = Math.max(280, el.clientWidth || 560), labelW = Math.min(170, W * 0.36), valueW = 90;
     const H = Math.max(rowH, items.length * rowH) + 4;
     const max = Math.max(0, ...items.map((i) => i.value)) || 1;
     const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart-svg hbars', 'aria-hidden': 'true' });
     items.forEach((it, i) => {
       const y = 2 + i * rowH;
       const w = Math.max(it.value > 0 ? 2 : 0, ((W - labelW - valueW) * it.value) / max);
-      const label = it.group.length > 24 ? it.group.slice(0, 23) + '…' : it.group;
+      const room = Math.floor(labelW / 7.5);
+      const label = it.group.length > room ? it.group.slice(0, room - 1) + '…' : it.group;
       root.append(text(labelW - 8, y + 18, label || '–', 'label', 'end'));
       root.append(svg('rect', { x: labelW, y: y + 5, width: w, height: rowH - 10, rx: 3, fill: opts.color(it.group),
         class: 'bar', 'data-group': it.group, 'data-value': it.value }, title(`${it.group}: ${opts.format(it.value)}`)));

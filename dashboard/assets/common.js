@@ -149,5 +149,9 @@
     });
   }
 
-  window.KG = { t, api, h, num, money, pct, ms, time, duration, flash, showErrors, fill, statusBadge, lang, APIError };
+    // clock and day label the axes of charts in the page's language.
+  function clock(d) { return d.toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit' }); }
+  function day(d) { return d.toLocaleDateString(locale, { month: 'short', day: 'numeric' }); }
+
+  window.KG = { t, api, h, num, money, pct, ms, time, duration, flash, showErrors, fill, statusBadge, lang, locale, clock, day, APIError };
 })();

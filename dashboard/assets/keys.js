@@ -162,7 +162,7 @@
       [t('Error class'), k.error_class ? t(k.error_class) : '–'], [t('First error'), time(k.first_error_at)],
       [t('Retries'), num(k.retry_count)], [t('Next retry'), time(k.next_retry_at)], [t('Last error'), k.last_error || '–'],
       [t('Requests'), t('{n} ({ok} ok, {bad} failed, {rate} success)', { n: num(k.total_requests), ok: num(k.success_count), bad: num(k.failure_count), rate: pct(k.success_rate) })],
-      [t('Avg latency'), ms(k.avg_latency_ms)], [t('Tokens'), t('{p} prompt, {c} completion', { p: num(k.prompt_tokens), c: num(k.completion_tokens) })],
+      [t('Avg latency'), ms(k.avg_latency_ms)], [t('Tokens used'), t('{p} prompt, {c} completion', { p: num(k.prompt_tokens), c: num(k.completion_tokens) })],
       [t('Cost'), money(k.cost)], [t('Last used'), time(k.last_used_at)],
     ];
     if (k.source) rows.push([t('Fetched from'), k.source.url], [t('Expires'), time(k.source.expires_at)]);
@@ -180,10 +180,10 @@
       const byHour = new Map(s.data.map((b) => [Math.round((Date.parse(b.start) - from.getTime()) / 3600e3), b]));
       const buckets = Array.from({ length: 24 }, (_, i) => {
         const b = byHour.get(i) || { requests: 0, errors: 0 };
-        return { label: new Date(from.getTime() + i * 3600e3).toLocaleTimeString([], { hour: '2-digit' }), total: b.requests,
+        return { label: window.KG.clock(new Date(from.getTime() + i * 3600e3)), total: b.requests,
           segments: [{ group: 'ok', value: b.requests - b.errors }, { group: 'errors', value: b.errors }] };
       });
-      window.KGChart.columns(chart, buckets, { height: 140, format: (v) => num(Math.round(v)), color: (g) => (g === 'errors' ? '#dc2626' : '#2563eb'), tick: (i) => i % 4 === 0 });
+      window.KGChart.columns(chart, buckets, { height: 140, format: (v) => num(Math.round(v)), color: (g) => (g === 'errors' ? '#dc2626' : '#2563eb') });
     }).catch(() => fill(chart, h('p', { class: 'muted' }, t('No usage history.'))));
   }
 

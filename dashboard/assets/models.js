@@ -51,14 +51,17 @@
 
   function body() {
     const b = {};
+    // Send what is filled in, and what was cleared; a field this keygate
+    // does not know (api_version before it has Azure) is sent only when set.
+    const had = (f) => editing && editing[f] !== undefined;
     for (const f of plain) {
       const v = form.elements[f].value.trim();
-      if (v || editing) b[f] = v;
+      if (v || had(f)) b[f] = v;
     }
     for (const f of numbers) {
       const v = form.elements[f].value.trim();
       if (v !== '') b[f] = Number(v);
-      else if (editing) b[f] = 0;
+      else if (had(f)) b[f] = 0;
     }
     b.fallbacks = form.elements.fallbacks.value.split(',').map((s) => s.trim()).filter(Boolean);
     const keys = [...form.querySelectorAll('input[name="keep"]:checked')].map((c) => ({ id: c.value }));

@@ -56,14 +56,14 @@
     for (let i = 0; i < 60; i++) {
       const v = byMinute.get(i) || { requests: 0, errors: 0, latency_ms: 0 };
       req += v.requests; err += v.errors; lat += v.latency_ms;
-      buckets.push({ label: new Date(from.getTime() + i * 60e3).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }), total: v.requests,
+      buckets.push({ label: window.KG.clock(new Date(from.getTime() + i * 60e3)), total: v.requests,
         segments: [{ group: 'ok', value: v.requests - v.errors }, { group: 'errors', value: v.errors }] });
     }
     document.getElementById('rpm').textContent = (req / 60).toFixed(1);
     document.getElementById('epm').textContent = (err / 60).toFixed(1);
     document.getElementById('latency').textContent = req ? ms(lat / req) : '–';
     window.KGChart.columns(document.getElementById('minute-chart'), buckets, {
-      height: 160, format: (v) => num(Math.round(v)), color: (g) => (g === 'errors' ? '#dc2626' : '#2563eb'), tick: (i) => i % 10 === 0,
+      height: 160, format: (v) => num(Math.round(v)), color: (g) => (g === 'errors' ? '#dc2626' : '#2563eb'),
     });
   }
 
@@ -75,7 +75,7 @@
     document.getElementById('today-tokens').textContent = num(tok);
     document.getElementById('today-cost').textContent = money(cost);
     fill(document.getElementById('today-models'), r.data.length
-      ? table([t('Model'), t('Requests'), t('Tokens'), t('Cost')], r.data.map((g) => [g.group || '–', num(g.requests), num(g.total_tokens), money(g.cost)]))
+      ? table([t('Model'), t('Requests'), t('Tokens used'), t('Cost')], r.data.map((g) => [g.group || '–', num(g.requests), num(g.total_tokens), money(g.cost)]))
       : h('p', { class: 'muted' }, t('No requests today yet.')));
   }
 
@@ -85,11 +85,15 @@
       h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c, i) => h('td', { 'data-label': head[i] }, c))))));
   }
 
+  // Key counts refresh every 5 s; the usage aggregates, which read the
+  // usage records, every third time.
+  let round = 0;
   async function refresh() {
-    const results = await Promise.allSettled([keys(), traffic(), today(), runningOut()]);
+    const parts = round++ % 3 === 0 ? [keys(), runningOut(), traffic(), today()] : [keys()];
+    const results = await Promise.allSettled(parts);
     const failed = results.find((r) => r.status === 'rejected');
     const u = document.getElementById('updated');
-    u.textContent = failed ? t('Update failed: {e}', { e: failed.reason.message }) : t('Updated {t}', { t: new Date().toLocaleTimeString() });
+    u.textContent = failed ? t('Update failed: {e}', { e: failed.reason.message }) : t('Updated {t}', { t: new Date().toLocaleTimeString(window.KG.locale) });
     u.classList.toggle('bad', !!failed);
   }
   refresh();

@@ -42,8 +42,7 @@
       cols[i].total += b[metric];
       cols[i].segments.push({ group: b.group, value: b[metric] });
     }
-    const every = Math.max(1, Math.ceil(n / 8));
-    window.KGChart.columns($('time-chart'), cols, { height: 220, format: f, color, tick: (i) => i % every === 0 });
+    window.KGChart.columns($('time-chart'), cols, { height: 220, format: f, color });
     fill($('time-legend'), groups.slice(0, 12).map((g) => h('span', { class: 'key' }, h('i', { class: 'swatch', dataset: { color: color(g.group) } }), g.group || '–')));
     document.querySelectorAll('#time-legend .swatch').forEach((s) => { s.style.background = s.dataset.color; });
 
@@ -60,8 +59,7 @@
   }
 
   function label(d, bucket) {
-    if (bucket >= 86400) return d.toLocaleDateString([], { month: 'short', day: 'numeric' });
-    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return bucket >= 86400 ? window.KG.day(d) : window.KG.clock(d);
   }
 
   for (const id of ['u-range', 'u-group', 'u-metric']) $(id).addEventListener('change', load);
