@@ -3,6 +3,7 @@ package admin
 import (
 	"cmp"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,21 +25,38 @@ func keyPage(views []pool.KeyView, q url.Values) ([]pool.KeyView, int, error) {
 	if c := q.Get("class"); c != "" {
 		views = slices.DeleteFunc(views, func(v pool.KeyView) bool { return v.ErrorClass != c })
 	}
-	field := q.Get("sort")
-	less, ok := keyOrder[cmp.Or(field, "id")]
+	field := cmp.Or(q.Get("sort"), "id")
+	key, ok := sortKey(field)
 	if !ok {
-		return nil, 0, keygate.Errorf(keygate.EInvalidRequest, "sort: %q is not a field keys sort by (%s)", field, strings.Join(sortFields(), ", "))
+		return nil, 0, keygate.Errorf(keygate.EInvalidRequest, "sort: %q is not a field of a key that sorts (a name, number or time of GET /api/v1/keys)", field)
 	}
 	desc := q.Get("order") == "desc"
-	slices.SortStableFunc(views, func(a, b pool.KeyView) int {
-		if c := less(a, b); c != 0 {
-			if desc {
-				return -c
+	keys := make([]sortValue, len(views))
+	for i := range views {
+		keys[i] = key(&views[i])
+	}
+	idx := make([]int, len(views))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		if keys[a].unset != keys[b].unset { // keys without the value go last, either order
+			if keys[a].unset {
+				return 1
 			}
-			return c
+			return -1
 		}
-		return strings.Compare(a.ID, b.ID)
+		c := keys[a].compare(keys[b])
+		if desc {
+			c = -c
+		}
+		return cmp.Or(c, strings.Compare(views[a].ID, views[b].ID))
 	})
+	sorted := make([]pool.KeyView, len(views))
+	for i, j := range idx {
+		sorted[i] = views[j]
+	}
+	views = sorted
 	total := len(views)
 	offset, err := nonNegative(q, "offset")
 	if err != nil {
@@ -81,32 +99,71 @@ func nonNegative(q url.Values, name string) (int, error) {
 	return n, nil
 }
 
-func timeOrZero(t *time.Time) int64 {
-	if t == nil {
-		return 0
-	}
-	return t.UnixNano()
+// sortValue is one key's value of the sorted field: a number (times as
+// Unix nanoseconds) or a string; unset for a nil pointer.
+type sortValue struct {
+	num   float64
+	str   string
+	unset bool
 }
 
-// keyOrder holds the fields the key list sorts by.
-var keyOrder = map[string]func(a, b pool.KeyView) int{
-	"id":             func(a, b pool.KeyView) int { return strings.Compare(a.ID, b.ID) },
-	"masked":         func(a, b pool.KeyView) int { return strings.Compare(a.Masked, b.Masked) },
-	"status":         func(a, b pool.KeyView) int { return strings.Compare(a.Status, b.Status) },
-	"error_class":    func(a, b pool.KeyView) int { return strings.Compare(a.ErrorClass, b.ErrorClass) },
-	"next_retry_at":  func(a, b pool.KeyView) int { return cmp.Compare(timeOrZero(a.NextRetryAt), timeOrZero(b.NextRetryAt)) },
-	"last_used_at":   func(a, b pool.KeyView) int { return cmp.Compare(timeOrZero(a.LastUsedAt), timeOrZero(b.LastUsedAt)) },
-	"success_rate":   func(a, b pool.KeyView) int { return cmp.Compare(a.SuccessRate, b.SuccessRate) },
-	"avg_latency_ms": func(a, b pool.KeyView) int { return cmp.Compare(a.AvgLatencyMS, b.AvgLatencyMS) },
-	"total_requests": func(a, b pool.KeyView) int { return cmp.Compare(a.TotalRequests, b.TotalRequests) },
-	"cost":           func(a, b pool.KeyView) int { return cmp.Compare(a.Cost, b.Cost) },
+func (a sortValue) compare(b sortValue) int {
+	return cmp.Or(cmp.Compare(a.num, b.num), strings.Compare(a.str, b.str))
 }
 
-func sortFields() []string {
-	out := make([]string, 0, len(keyOrder))
-	for k := range keyOrder {
-		out = append(out, k)
+// sortKey finds the field of pool.KeyView whose JSON name is field, so
+// every name, number and time GET /api/v1/keys shows sorts, fields added
+// later (the pacing forecast's exhausts_at) included.
+func sortKey(field string) (func(*pool.KeyView) sortValue, bool) {
+	t := reflect.TypeFor[pool.KeyView]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != field {
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft != reflect.TypeFor[time.Time]() && !sortableKind(ft.Kind()) {
+			return nil, false
+		}
+		return func(v *pool.KeyView) sortValue { return valueOf(reflect.ValueOf(v).Elem().Field(i)) }, true
 	}
-	slices.Sort(out)
-	return out
+	return nil, false
+}
+
+func sortableKind(k reflect.Kind) bool {
+	switch k {
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
+}
+
+func valueOf(v reflect.Value) sortValue {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return sortValue{unset: true}
+		}
+		v = v.Elem()
+	}
+	if t, ok := v.Interface().(time.Time); ok {
+		return sortValue{num: float64(t.UnixNano())}
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return sortValue{str: v.String()}
+	case reflect.Bool:
+		if v.Bool() {
+			return sortValue{num: 1}
+		}
+		return sortValue{}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return sortValue{num: float64(v.Int())}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return sortValue{num: float64(v.Uint())}
+	}
+	return sortValue{num: v.Float()}
 }
