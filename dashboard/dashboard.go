@@ -108,12 +108,12 @@ func newServer(d Deps) *server {
 	funcs := template.FuncMap{
 		"asset": func(name string) string { return "/assets/" + name + "?v=" + s.version[name] },
 	}
-	layout := template.Must(template.New("layout.html").Funcs(funcs).Funcs(i18nFuncs("en")).ParseFS(templateFS, "templates/layout.html"))
+	layout := template.Must(template.New("layout.html").Funcs(funcs).Funcs(i18nFuncs("en")).ParseFS(templateFS, "templates/layout.html", "templates/partials.html"))
 	for _, p := range pages {
 		name := "templates/" + pageFile(p) + ".html"
 		s.pages[p.Path] = template.Must(template.Must(layout.Clone()).ParseFS(templateFS, name))
 	}
-	s.login = template.Must(template.New("login.html").Funcs(funcs).Funcs(i18nFuncs("en")).ParseFS(templateFS, "templates/login.html"))
+	s.login = template.Must(template.New("login.html").Funcs(funcs).Funcs(i18nFuncs("en")).ParseFS(templateFS, "templates/login.html", "templates/partials.html"))
 	return s
 }
 
