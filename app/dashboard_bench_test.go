@@ -45,7 +45,8 @@ func BenchmarkDashboard(b *testing.B) {
 	batch := make([]keygate.UsageRecord, 0, 20_000)
 	for i := range records {
 		batch = append(batch, keygate.UsageRecord{
-			Time: now.Add(-time.Duration(int64(span) * int64(i) / records)), RequestID: fmt.Sprint("req_", i),
+			// Oldest first, as the recorder appends them.
+			Time: now.Add(-time.Duration(int64(span) * int64(records-1-i) / records)), RequestID: fmt.Sprint("req_", i),
 			User: fmt.Sprint("user", i%50), Token: fmt.Sprint("token", i%20), Model: models[i%len(models)], KeyID: ids[i%len(ids)],
 			Status: 200 + 229*(i%50/49), Attempts: 1, PromptTokens: 100 + i%400, CompletionTokens: 50 + i%200, LatencyMS: int64(200 + i%800), Cost: 0.0001,
 		})
