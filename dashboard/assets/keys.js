@@ -57,12 +57,12 @@
           h('td', { 'data-label': heads[2], class: 'wrap' }, k.models.join(', ')),
           h('td', { 'data-label': heads[3] }, statusBadge(k.status)),
           h('td', { 'data-label': heads[4] }, k.error_class ? t(k.error_class) : '–'),
-          h('td', { 'data-label': heads[5] }, back),
+          h('td', { 'data-label': heads[5], class: 'nowrap' }, back),
           h('td', { 'data-label': heads[6], class: 'num' }, pct(k.success_rate)),
           h('td', { 'data-label': heads[7], class: 'num' }, ms(k.avg_latency_ms)),
           h('td', { 'data-label': heads[8], class: 'num' }, num(k.total_requests)),
           h('td', { 'data-label': heads[9], class: 'num' }, money(k.cost)),
-          h('td', { 'data-label': heads[10] }, time(k.last_used_at)),
+          h('td', { 'data-label': heads[10], class: 'nowrap' }, time(k.last_used_at)),
           h('td', { class: 'actions' }, h('button', { type: 'button', class: 'btn small ghost', onclick: () => details(k.id) }, t('Details'))));
       }));
     }
