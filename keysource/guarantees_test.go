@@ -35,6 +35,7 @@ func TestEveryKindRefreshesOnceUnderLoad(t *testing.T) {
 			// At 480 s the refresh starts and hangs: 64 requests at once get the
 			// old credential, at once.
 			release := e.hold()
+			t.Cleanup(release)
 			e.clock.Advance(10 * time.Second)
 			if keys := e.burst(64); len(keys) != 1 || keys[first.Secret] != 64 {
 				t.Fatalf("during the refresh requests used %v, want the old credential", keys)

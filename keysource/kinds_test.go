@@ -113,21 +113,19 @@ func newOAuth2Env(t *testing.T, refresh bool, edit func(*keygate.KeySource)) *ki
 	return e.finish(edit)
 }
 
-var (
-	saKeyOnce sync.Once
-	saKey     *rsa.PrivateKey
-)
+// saKey is the service account's private key, made once for the tests.
+var saKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
 
-// serviceAccountJSON is a Google service account key file whose token_uri
-// is tokenURI, with a private key made for the test.
-func serviceAccountJSON(t *testing.T, tokenURI string) []byte {
-	saKeyOnce.Do(func() {
-		var err error
-		if saKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			panic(err)
-		}
-	})
-	der, err := x509.MarshalPKCS8PrivateKey(saKey)
+// serviceAccountJSON is a Google service account key file holding key,
+// whose token_uri is tokenURI.
+func serviceAccountJSON(t *testing.T, key *rsa.PrivateKey, tokenURI string) []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,10 +139,9 @@ func serviceAccountJSON(t *testing.T, tokenURI string) []byte {
 
 func newGCPEnv(t *testing.T, edit func(*keygate.KeySource)) *kindEnv {
 	e := baseEnv(t)
-	serviceAccountJSON(t, "") // makes the key
-	tokenURL := e.serveIssuer(mockprovider.TokenIssuerOptions{Account: saEmail, PublicKey: &saKey.PublicKey, Scopes: gcpScope}, "/token")
+	tokenURL := e.serveIssuer(mockprovider.TokenIssuerOptions{Account: saEmail, PublicKey: &saKey().PublicKey, Scopes: gcpScope}, "/token")
 	file := filepath.Join(t.TempDir(), "sa.json")
-	if err := os.WriteFile(file, serviceAccountJSON(t, tokenURL), 0o600); err != nil {
+	if err := os.WriteFile(file, serviceAccountJSON(t, saKey(), tokenURL), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.spec = keygate.KeySource{Type: keygate.SourceGCPServiceAccount, CredentialsFile: file,

@@ -188,6 +188,16 @@ func (o *oauth2Source) explain(err error) error {
 func tokenError(s *Source, err error, raw, shown string) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
+		if re.ErrorCode == "" {
+			// x/oauth2/jwt leaves RFC 6749's error fields in the body.
+			var body struct {
+				Code string `json:"error"`
+				Desc string `json:"error_description"`
+			}
+			if json.Unmarshal(re.Body, &body) == nil {
+				re.ErrorCode, re.ErrorDescription = body.Code, body.Desc
+			}
+		}
 		status := 0
 		if re.Response != nil {
 			status = re.Response.StatusCode
