@@ -146,4 +146,3 @@ func (k *keyService) parse(body []byte, now time.Time) (Lease, error) {
 	}
 	return Lease{Secret: secret, FetchedAt: now, ExpiresAt: expires}, nil
 }
-

@@ -208,7 +208,9 @@ func TestGCPServiceAccount(t *testing.T) {
 		edit func(t *testing.T, s *keygate.KeySource)
 		want string
 	}{
-		{"another scope", func(t *testing.T, s *keygate.KeySource) { s.Scopes = []string{"https://www.googleapis.com/auth/devstorage.read_only"} },
+		{"another scope", func(t *testing.T, s *keygate.KeySource) {
+			s.Scopes = []string{"https://www.googleapis.com/auth/devstorage.read_only"}
+		},
 			"invalid_grant: scope is https://www.googleapis.com/auth/devstorage.read_only"},
 		{"another key", func(t *testing.T, s *keygate.KeySource) {
 			var f map[string]string
