@@ -239,12 +239,15 @@ func foreign(spec keygate.KeySource, p *Problems) {
 	}
 }
 
-// Check returns what is wrong with the fields of spec's type (the fields
-// every type shares are the caller's to check), without fetching anything:
-// config validation names the field and why.
+// Check returns what is wrong with the fields of spec's type and the fields
+// set that belong to another type, without fetching anything, for config
+// validation to name the field and why. The fields every type shares, and
+// a key service's own (which config checks itself), are the caller's.
 func Check(spec keygate.KeySource) Problems {
 	var p Problems
-	newFetcher(&Source{spec: spec}, &p)
+	if spec.Kind() != keygate.SourceKeyService {
+		newFetcher(&Source{spec: spec}, &p)
+	}
 	foreign(spec, &p)
 	return p
 }
