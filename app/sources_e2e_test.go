@@ -243,3 +243,49 @@ func TestRotatedRefreshTokenSurvivesRestart(t *testing.T) {
 		t.Fatalf("after a restart: %d %s, source %+v", resp.StatusCode, body, s)
 	}
 }
+
+// A key source created through the admin API starts at once; its secrets
+// come back masked, and an answer sent back as it is keeps them; a
+// mistake is refused naming the field.
+func TestKeySourceThroughTheAdminAPI(t *testing.T) {
+	clock := clockwork.NewRealClock()
+	fake := sourceTypes[1].fake(t, clock)
+	up, bad := bearerUpstream(t, fake)
+	cfg := baseConfig(t, t.TempDir())
+	g := start(t, cfg)
+	body, _ := json.Marshal(sourceModel("azure", up, fake.source))
+
+	resp, b := call(t, "POST", g.url+"/api/v1/llm-models", "kg-admin-test-secret", string(body))
+	if resp.StatusCode != 201 || bytes.Contains(b, []byte(e2eClientSecret)) || !bytes.Contains(b, []byte(keygate.Mask(e2eClientSecret))) {
+		t.Fatalf("create: %d %s", resp.StatusCode, b)
+	}
+	var created struct {
+		ID        int64           `json:"id"`
+		KeySource json.RawMessage `json:"key_source"`
+	}
+	json.Unmarshal(b, &created)
+	waitForFetches(t, g.url, 1)
+
+	// The masked answer sent back keeps the stored secret.
+	resp, b = call(t, "PUT", fmt.Sprintf("%s/api/v1/llm-models/%d", g.url, created.ID), "kg-admin-test-secret",
+		`{"key_source":`+string(created.KeySource)+`}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("update: %d %s", resp.StatusCode, b)
+	}
+	// After a restart the source reads what the store kept.
+	g.shutdown(t)
+	g = start(t, cfg)
+	if s := waitForFetches(t, g.url, 1); s.State != "ready" {
+		t.Fatalf("after the update and a restart: %+v", s)
+	}
+	resp, b = call(t, "POST", g.url+"/v1/chat/completions", "kg-app-test-secret", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 200 || bad.Load() != 0 {
+		t.Fatalf("after the update: %d %s", resp.StatusCode, b)
+	}
+
+	resp, b = call(t, "POST", g.url+"/api/v1/llm-models", "kg-admin-test-secret",
+		`{"model_id":"x","base_url":"https://x.example","key_source":{"type":"oauth2","token_url":"https://idp/token","client_id":"a"}}`)
+	if resp.StatusCode != 400 || !bytes.Contains(b, []byte("key_source.client_secret: required")) {
+		t.Errorf("invalid source: %d %s", resp.StatusCode, b)
+	}
+}
