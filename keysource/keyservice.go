@@ -25,13 +25,7 @@ type keyService struct {
 
 func newKeyService(s *Source, p *Problems) *keyService {
 	spec := s.spec
-	u, err := url.Parse(spec.URL)
-	switch {
-	case spec.URL == "":
-		p.Add("url", "required")
-	case err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		p.Add("url", "%q must be an absolute http or https URL", shownRaw(spec.URL))
-	}
+	u := httpURL(p, "url", spec.URL, "")
 	if spec.Method != http.MethodGet && spec.Method != http.MethodPost {
 		p.Add("method", "%q must be GET or POST", spec.Method)
 	}

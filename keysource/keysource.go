@@ -276,6 +276,22 @@ func validate(spec keygate.KeySource, p *Problems) {
 	}
 }
 
+// httpURL parses the URL in field, adding a problem unless it is an
+// absolute http or https URL; what it returns is nil when it does not parse.
+func httpURL(p *Problems, field, raw, what string) *url.URL {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		p.Add(field, "required%s", what)
+	case err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		p.Add(field, "%q must be an absolute http or https URL", shownRaw(raw))
+	}
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
 // shown is u without its query, fragment and password, which may hold secrets.
 func shown(u *url.URL) string {
 	c := *u

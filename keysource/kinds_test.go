@@ -191,28 +191,9 @@ func (e *kindEnv) newSource() *keysource.Source {
 }
 
 // run runs the source until the test ends, and lets its first fetch finish.
-func (e *kindEnv) run() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		e.src.Run(ctx)
-		close(done)
-	}()
-	e.t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	e.settle()
-}
+func (e *kindEnv) run() { e.t.Helper(); runSource(e.t, e.clock, e.src) }
 
-func (e *kindEnv) settle() {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.clock.BlockUntilContext(ctx, 1); err != nil {
-		e.t.Fatal("source never waited on the clock:", err)
-	}
-}
+func (e *kindEnv) settle() { e.t.Helper(); settle(e.t, e.clock) }
 
 func (e *kindEnv) advance(d time.Duration) {
 	e.t.Helper()

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -34,13 +33,7 @@ type oauth2Source struct {
 
 func newOAuth2(s *Source, p *Problems) *oauth2Source {
 	spec := s.spec
-	u, err := url.Parse(spec.TokenURL)
-	switch {
-	case spec.TokenURL == "":
-		p.Add("token_url", "required: the OAuth 2.0 token endpoint")
-	case err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		p.Add("token_url", "%q must be an absolute http or https URL", shownRaw(spec.TokenURL))
-	}
+	u := httpURL(p, "token_url", spec.TokenURL, ": the OAuth 2.0 token endpoint")
 	if strings.TrimSpace(spec.ClientID) == "" {
 		p.Add("client_id", "required")
 	}
