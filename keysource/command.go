@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -48,6 +49,7 @@ func (c *command) fetch(ctx context.Context) (Lease, error) {
 	cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)
 	stdout, stderr := &capped{max: maxOutput}, &capped{max: maxOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Env = helperEnv(os.Environ())
 	// A child that keeps the pipes open must not hold the fetch past its timeout.
 	cmd.WaitDelay = time.Second
 	killGroup(cmd)
@@ -108,6 +110,19 @@ func (c *command) parse(out []byte, now time.Time) (Lease, error) {
 		return Lease{}, err
 	}
 	return Lease{Secret: key, FetchedAt: now, ExpiresAt: expires}, nil
+}
+
+// helperEnv is keygate's environment without its own variables
+// (KEYGATE_MASTER_KEY, KEYGATE_ADMIN_TOKEN, …): a helper gets what a vault
+// CLI needs, not the keys to keygate.
+func helperEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "KEYGATE_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // capped is a buffer that keeps the first max bytes written and drops the rest.

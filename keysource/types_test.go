@@ -80,6 +80,15 @@ func TestCommand(t *testing.T) {
 		})
 	}
 
+	t.Run("keygate's own variables stay out of its environment", func(t *testing.T) {
+		t.Setenv("KEYGATE_MASTER_KEY", "0123456789abcdef0123456789abcdef")
+		e := newCommandEnv(t, "env", once)
+		e.run()
+		if v := e.src.View(); v.State != keysource.StateReady {
+			t.Errorf("view %+v", v)
+		}
+	})
+
 	t.Run("argv is not given to a shell", func(t *testing.T) {
 		e := newCommandEnv(t, "key", func(s *keygate.KeySource) { s.Command = []string{"echo sk-from-a-shell-0123456789"}; once(s) })
 		e.run()
