@@ -32,6 +32,7 @@ func (a *App) bindSources() error {
 		src, err := keysource.New(*k.Source(), keysource.Options{
 			Client: &http.Client{Transport: http.DefaultTransport},
 			Clock:  a.clock, Logger: a.log, Name: strings.Join(k.View(a.clock.Now()).Models, ","),
+			Share: a.keySharer(k.ID),
 		})
 		if err != nil {
 			return err

@@ -56,6 +56,7 @@ type Options struct {
 	Clock  clockwork.Clock // default: the real clock
 	Logger *slog.Logger    // default: slog.Default()
 	Name   string          // the model id, for logs
+	Share  Sharer          // several replicas share this source's keys (see shared.go); nil: fetch alone
 }
 
 // Source hands out the key a key service issues and keeps it fresh. Its
@@ -72,6 +73,7 @@ type Source struct {
 	timeout       time.Duration
 	interval      time.Duration
 	attempts      int
+	share         Sharer
 
 	// ctx bounds every fetch; it ends when Run returns.
 	ctx    context.Context
@@ -130,6 +132,7 @@ func New(spec keygate.KeySource, opts Options) (*Source, error) {
 		timeout:       timeout,
 		interval:      time.Duration(spec.RetryIntervalMS) * time.Millisecond,
 		attempts:      spec.Retries,
+		share:         opts.Share,
 		changed:       make(chan struct{}),
 	}
 	s.spec.Headers = make(map[string]string, len(spec.Headers))
@@ -316,7 +319,7 @@ func (s *Source) startLocked() *flight {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		f.lease, f.err = s.fetch(s.ctx)
+		f.lease, f.err = s.fetchShared(s.ctx)
 		s.mu.Lock()
 		s.flight = nil
 		s.mu.Unlock()

@@ -207,11 +207,11 @@ func (p *Pool) Restore(states []keygate.KeyState) {
 			LastErrorAt: ks.LastErrorAt, LastError: ks.LastError}
 		if ks.Model != "" {
 			if s := p.slots[slotID{ks.KeyID, ks.Model}]; s != nil {
-				s.st.restore(v)
+				s.st.restore(v, 0)
 			}
 			continue
 		}
-		k.st.restore(v)
+		k.st.restore(v, 0)
 		if ks.OperatorDisabled {
 			k.opDisabled.Store(true)
 		}
