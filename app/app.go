@@ -148,7 +148,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		db.Close()
 		return nil, err
 	}
-	a.states = &stateWriter{pool: a.pool, store: db, clock: a.clock, log: a.log, interval: time.Second}
+	a.states = &stateWriter{pool: a.pool, store: db, clock: a.clock, log: a.log, interval: time.Second,
+		totals: db, others: a.cluster != nil}
+	a.states.prime()
 
 	a.recorder = usage.NewRecorder(db, a.log, usage.Options{Clock: a.clock})
 	m := metrics.New(a.pool, a.clock)
