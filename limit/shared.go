@@ -72,6 +72,7 @@ type lease struct {
 	left      int64 // what the backend said was left after it
 	last      int64 // unix nanoseconds of the last use
 	refilling bool
+	landed    chan struct{} // closed when the top-up in flight lands
 }
 
 // take spends need units from the lease, asking the backend for more when
@@ -82,11 +83,23 @@ func (l *lease) take(b Backend, c Counter, now time.Time, need int64) (ok bool, 
 	defer l.mu.Unlock()
 	l.roll(b, c.Bucket)
 	l.last = now.UnixNano()
+	for l.units < need && l.refilling {
+		// A top-up is on its way: wait for it rather than ask twice, so
+		// units do not land here after the demand for them has gone.
+		ch := l.landed
+		l.mu.Unlock()
+		<-ch
+		l.mu.Lock()
+		l.roll(b, c.Bucket)
+	}
 	if l.units >= need {
 		l.units -= need
-		if l.units < l.grant/2 && l.left > 0 && !l.refilling {
-			l.refilling = true
-			go l.refill(b, c)
+		// Far from exhaustion (shares worth several requests), top up in
+		// the background; near it, every request asks for itself, so no
+		// replica sits on units another one is refused.
+		if l.units < l.grant/2 && l.grant >= 4*need && l.left > 0 && !l.refilling {
+			l.refilling, l.landed = true, make(chan struct{})
+			go l.refill(b, c, need)
 		}
 		return true, nil
 	}
@@ -106,17 +119,18 @@ func (l *lease) take(b Backend, c Counter, now time.Time, need int64) (ok bool, 
 }
 
 // refill tops the lease up in the background.
-func (l *lease) refill(b Backend, c Counter) {
+func (l *lease) refill(b Backend, c Counter, need int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), syncWait)
 	defer cancel()
 	l.mu.Lock()
 	debt := l.debt
 	l.debt = 0
 	l.mu.Unlock()
-	g, left, err := b.Take(ctx, c, 1, debt)
+	g, left, err := b.Take(ctx, c, need, debt)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.refilling = false
+	close(l.landed)
 	if err != nil {
 		l.debt += debt
 		return
@@ -128,7 +142,7 @@ func (l *lease) refill(b Backend, c Counter) {
 		return
 	}
 	l.units += g
-	l.grant, l.left = max(g, 1), left
+	l.grant, l.left = g, left
 }
 
 // roll starts a new bucket, giving back what the old one still held.
@@ -284,7 +298,7 @@ func (b *Budget) Share(be Backend, id string) {
 	be.Track("budget:"+id, b)
 }
 
-func micros(usd float64) int64 { return int64(math.Ceil(usd * 1e6)) }
+func micros(usd float64) int64 { return int64(math.Round(usd * 1e6)) }
 
 func (b *Budget) counter(id string, now time.Time) Counter {
 	start := PeriodStart(b.Period, now)
