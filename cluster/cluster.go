@@ -76,8 +76,10 @@ type Cluster struct {
 	pool     *pool.Pool
 	handlers Handlers
 
-	up       atomic.Bool
-	replicas atomic.Int64
+	up        atomic.Bool
+	ready     chan struct{} // closed once the first contact with Redis succeeded or failed
+	readyOnce sync.Once
+	replicas  atomic.Int64
 	changes  chan pool.Change
 	overflow atomic.Bool // a change was dropped: push every state at the next chance
 
@@ -158,6 +160,7 @@ func New(opts Options) (*Cluster, error) {
 		rdb: redis.NewUniversalClient(uo), log: opts.Logger, clock: opts.Clock, keyring: opts.Keyring,
 		prefix: opts.Prefix, changes: make(chan pool.Change, changeQueue),
 		pending: map[stateKey]pool.Change{}, timers: map[stateKey]clockwork.Timer{},
+		ready: make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -199,6 +202,16 @@ func (c *Cluster) RoundTrips() int64 { return c.roundTrips.Load() }
 
 // ID is this replica's random id.
 func (c *Cluster) ID() string { return c.id }
+
+// settled waits (briefly) for the first contact with Redis, so that work
+// starting with the replica — the first key fetch — knows whether to share.
+func (c *Cluster) settled(ctx context.Context) {
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+	case <-c.clock.After(2 * time.Second):
+	}
+}
 
 // Up reports whether Redis is reachable and this replica in sync.
 func (c *Cluster) Up() bool { return c.up.Load() }
@@ -283,6 +296,7 @@ func (c *Cluster) watch(ctx context.Context) {
 			down, first = false, false
 			c.up.Store(true)
 		}
+		c.readyOnce.Do(func() { close(c.ready) })
 		select {
 		case <-ctx.Done():
 			return

@@ -36,6 +36,7 @@ type keySharer struct {
 func (s keySharer) Fetch(ctx context.Context, stale keysource.Lease, fetch func(context.Context) (keysource.Lease, error)) (keysource.Lease, error) {
 	c := s.c
 	lock := c.prefix + "fetch:" + s.id
+	c.settled(ctx)
 	for {
 		if !c.up.Load() {
 			return fetch(ctx)

@@ -69,6 +69,7 @@ type lease struct {
 	units     int64 // granted and not yet used
 	debt      int64 // used beyond what was granted; booked at the next take
 	grant     int64 // size of the last grant
+	need      int64 // size of the last take
 	left      int64 // what the backend said was left after it
 	last      int64 // unix nanoseconds of the last use
 	refilling bool
@@ -82,7 +83,7 @@ func (l *lease) take(b Backend, c Counter, now time.Time, need int64) (ok bool, 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.roll(b, c.Bucket)
-	l.last = now.UnixNano()
+	l.last, l.need = now.UnixNano(), need
 	for l.units < need && l.refilling {
 		// A top-up is on its way: wait for it rather than ask twice, so
 		// units do not land here after the demand for them has gone.
@@ -159,8 +160,10 @@ func (l *lease) roll(b Backend, bucket string) {
 }
 
 // settle corrects a take by delta units (negative: fewer were used than
-// taken, and go back to the lease).
-func (l *lease) settle(bucket string, delta int64) {
+// taken, and go back to the lease). Near exhaustion (grants of single
+// requests) what comes back goes straight on to the backend, where any
+// replica can use it, instead of waiting here for this replica's next request.
+func (l *lease) settle(b Backend, bucket string, delta int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.bucket != bucket || delta == 0 {
@@ -170,6 +173,11 @@ func (l *lease) settle(bucket string, delta int64) {
 	if l.units < 0 {
 		l.debt += -l.units
 		l.units = 0
+	}
+	if l.units > 0 && l.grant < 4*l.need && !l.refilling {
+		n := l.units
+		l.units = 0
+		go b.Give(context.Background(), bucket, n)
 	}
 }
 
@@ -247,7 +255,7 @@ func (r *Rate) allowShared(s *sharing, now time.Time, tokens int) (ok bool, retr
 		ok, err := r.shared.tok.take(s.b, tc, now, int64(min(tokens, r.TPM)))
 		if err != nil || !ok {
 			if r.RPM > 0 {
-				r.shared.req.settle(rc.Bucket, -1) // the request was not admitted
+				r.shared.req.settle(s.b, rc.Bucket, -1) // the request was not admitted
 			}
 			if err != nil {
 				return false, 0, false
@@ -269,7 +277,7 @@ func (r *Rate) allowShared(s *sharing, now time.Time, tokens int) (ok bool, retr
 func (r *Rate) settleShared(s *sharing, now time.Time, reserved, used int) {
 	n := now.UnixNano()
 	taken := min(reserved, r.TPM)
-	r.shared.tok.settle(minuteCounters(s.id, "tok", n, 0).Bucket, int64(used-taken))
+	r.shared.tok.settle(s.b, minuteCounters(s.id, "tok", n, 0).Bucket, int64(used-taken))
 }
 
 // Sweep gives back idle leases (called by the backend).
@@ -333,7 +341,7 @@ func (b *Budget) reserveShared(s *sharing, now time.Time, estimate float64) (ok,
 
 // settleShared books the real cost against the shared budget.
 func (b *Budget) settleShared(s *sharing, now time.Time, estimate, cost float64) {
-	b.shared.lease.settle(b.counter(s.id, now).Bucket, micros(cost)-micros(estimate))
+	b.shared.lease.settle(s.b, b.counter(s.id, now).Bucket, micros(cost)-micros(estimate))
 }
 
 // Sweep gives back an idle lease and books debts (called by the backend).
