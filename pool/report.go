@@ -3,6 +3,7 @@ package pool
 import (
 	"time"
 
+	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/health"
 )
 
@@ -53,6 +54,20 @@ func (p *Pool) Failed(a *Attempt, now time.Time, v health.Verdict) {
 	rule, _ := p.policy.Load().ForClass(string(v.Class))
 	if kind := st.fail(now, string(v.Class), rule, v.RetryAfter, v.Reason, probe); kind != "" {
 		p.emit(k, slot, kind)
+	}
+}
+
+// failWith charges a key-and-model failure under an explicit rule.
+func (p *Pool) failWith(a *Attempt, now time.Time, v health.Verdict, rule keygate.ClassPolicy) {
+	k := a.Slot.Key
+	k.touch(now)
+	if a.probeKey {
+		k.st.releaseProbe()
+	}
+	k.failures.Add(1)
+	k.statsDirty.Store(true)
+	if kind := a.Slot.st.fail(now, string(v.Class), rule, v.RetryAfter, v.Reason, a.probeSlot); kind != "" {
+		p.emit(k, a.Slot, kind)
 	}
 }
 
