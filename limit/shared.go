@@ -204,6 +204,24 @@ func (l *lease) sweep(ctx context.Context, b Backend, now time.Time) {
 	}
 }
 
+// counterCache keeps the Counter of the current bucket, so the request
+// path builds its names once a bucket, not once a request.
+type counterCache struct{ p atomic.Pointer[cachedCounter] }
+
+type cachedCounter struct {
+	key int64
+	c   Counter
+}
+
+func (cc *counterCache) get(key int64, mk func() Counter) Counter {
+	if x := cc.p.Load(); x != nil && x.key == key {
+		return x.c
+	}
+	c := mk()
+	cc.p.Store(&cachedCounter{key, c})
+	return c
+}
+
 // sharing is where a limiter's counts are shared, under which id.
 type sharing struct {
 	b  Backend
@@ -212,8 +230,9 @@ type sharing struct {
 
 // rateShare is a Rate's shared half.
 type rateShare struct {
-	share    atomic.Pointer[sharing]
-	req, tok lease
+	share      atomic.Pointer[sharing]
+	req, tok   lease
+	reqC, tokC counterCache
 }
 
 // Share makes the limiter count together with every replica that shares
@@ -226,12 +245,18 @@ func (r *Rate) Share(b Backend, id string) {
 	b.Track("rate:"+id, r)
 }
 
-func minuteCounters(id, kind string, now int64, max int64) Counter {
+// minuteCounter is the shared counter of kind for the minute holding now:
+// the minute's bucket and the previous one, weighted by how much of it the
+// sliding window still covers.
+func minuteCounter(cc *counterCache, id, kind string, now int64, max int64) Counter {
 	m := now - now%int64(time.Minute)
-	overlap := float64(int64(time.Minute)-(now-m)) / float64(time.Minute)
-	return Counter{Bucket: id + ":" + kind + ":" + strconv.FormatInt(m/int64(time.Second), 10),
-		Prev:   id + ":" + kind + ":" + strconv.FormatInt((m-int64(time.Minute))/int64(time.Second), 10),
-		Weight: overlap, Max: max, TTL: 3 * time.Minute}
+	c := cc.get(m, func() Counter {
+		return Counter{Bucket: id + ":" + kind + ":" + strconv.FormatInt(m/int64(time.Second), 10),
+			Prev: id + ":" + kind + ":" + strconv.FormatInt((m-int64(time.Minute))/int64(time.Second), 10),
+			Max:  max, TTL: 3 * time.Minute}
+	})
+	c.Weight = float64(int64(time.Minute)-(now-m)) / float64(time.Minute)
+	return c
 }
 
 // allowShared is Allow through the backend. done false means the backend
@@ -241,7 +266,7 @@ func (r *Rate) allowShared(s *sharing, now time.Time, tokens int) (ok bool, retr
 	wait := time.Duration(int64(time.Minute) - n%int64(time.Minute))
 	var rc, tc Counter
 	if r.RPM > 0 {
-		rc = minuteCounters(s.id, "req", n, int64(r.RPM))
+		rc = minuteCounter(&r.shared.reqC, s.id, "req", n, int64(r.RPM))
 		ok, err := r.shared.req.take(s.b, rc, now, 1)
 		if err != nil {
 			return false, 0, false
@@ -251,7 +276,7 @@ func (r *Rate) allowShared(s *sharing, now time.Time, tokens int) (ok bool, retr
 		}
 	}
 	if r.TPM > 0 {
-		tc = minuteCounters(s.id, "tok", n, int64(r.TPM))
+		tc = minuteCounter(&r.shared.tokC, s.id, "tok", n, int64(r.TPM))
 		ok, err := r.shared.tok.take(s.b, tc, now, int64(min(tokens, r.TPM)))
 		if err != nil || !ok {
 			if r.RPM > 0 {
@@ -277,7 +302,7 @@ func (r *Rate) allowShared(s *sharing, now time.Time, tokens int) (ok bool, retr
 func (r *Rate) settleShared(s *sharing, now time.Time, reserved, used int) {
 	n := now.UnixNano()
 	taken := min(reserved, r.TPM)
-	r.shared.tok.settle(s.b, minuteCounters(s.id, "tok", n, 0).Bucket, int64(used-taken))
+	r.shared.tok.settle(s.b, minuteCounter(&r.shared.tokC, s.id, "tok", n, int64(r.TPM)).Bucket, int64(used-taken))
 }
 
 // Sweep gives back idle leases (called by the backend).
@@ -294,6 +319,7 @@ func (r *Rate) Sweep(ctx context.Context, now time.Time) {
 type budgetShare struct {
 	share atomic.Pointer[sharing]
 	lease lease
+	cc    counterCache
 }
 
 // Share makes the budget spent together by every replica that shares id
@@ -310,14 +336,16 @@ func micros(usd float64) int64 { return int64(math.Round(usd * 1e6)) }
 
 func (b *Budget) counter(id string, now time.Time) Counter {
 	start := PeriodStart(b.Period, now)
-	c := Counter{Bucket: id + ":" + strconv.FormatInt(start.Unix(), 10), Max: micros(b.Amount)}
-	switch b.Period {
-	case Daily:
-		c.TTL = 26 * time.Hour
-	case Monthly:
-		c.TTL = 32 * 24 * time.Hour
-	}
-	return c
+	return b.shared.cc.get(start.Unix(), func() Counter {
+		c := Counter{Bucket: id + ":" + strconv.FormatInt(start.Unix(), 10), Max: micros(b.Amount)}
+		switch b.Period {
+		case Daily:
+			c.TTL = 26 * time.Hour
+		case Monthly:
+			c.TTL = 32 * 24 * time.Hour
+		}
+		return c
+	})
 }
 
 // reserveShared is Reserve through the backend; done false means decide alone.
