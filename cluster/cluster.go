@@ -80,8 +80,8 @@ type Cluster struct {
 	ready     chan struct{} // closed once the first contact with Redis succeeded or failed
 	readyOnce sync.Once
 	replicas  atomic.Int64
-	changes  chan pool.Change
-	overflow atomic.Bool // a change was dropped: push every state at the next chance
+	changes   chan pool.Change
+	overflow  atomic.Bool // a change was dropped: push every state at the next chance
 
 	mu      sync.Mutex
 	pending map[stateKey]pool.Change // made while Redis was down
