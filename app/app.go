@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -52,6 +53,7 @@ type App struct {
 	checker  *keycheck.Checker
 	recovery *keycheck.Recovery
 	cluster  *cluster.Cluster // nil without redis_url
+	metrics  atomic.Pointer[metrics.Metrics]
 	auth     *server.Auth
 	seeded   map[*limit.Budget]bool // budgets already given their period's spending
 	tokensMu sync.Mutex
@@ -154,6 +156,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 
 	a.recorder = usage.NewRecorder(db, a.log, usage.Options{Clock: a.clock})
 	m := metrics.New(a.pool, a.clock)
+	a.metrics.Store(m)
 	rl := &relay.Relay{
 		Metrics:          m,
 		Pool:             a.pool,

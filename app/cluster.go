@@ -36,6 +36,9 @@ func (a *App) watchStates() {
 	a.pool.SetClock(a.clock.Now)
 	a.pool.Watch(func(ch pool.Change) {
 		a.log.Info("key state changed", "key_id", ch.KeyID, "model", ch.Model, "change", ch.Kind, "class", ch.State.Class)
+		if m := a.metrics.Load(); m != nil {
+			m.KeyStateChanged(ch.Kind)
+		}
 		if a.cluster != nil {
 			a.cluster.Changed(ch)
 		}

@@ -286,3 +286,37 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestOneReplicaProbesACooledKey: when a cooldown ends, the replica that
+// started it probes; the others hold back while its probe lease runs.
+func TestOneReplicaProbesACooledKey(t *testing.T) {
+	pools := []*pool.Pool{testPool(t), testPool(t)}
+	replicas(t, 2, func(i int, c *Cluster) {
+		c.Attach(pools[i], Handlers{})
+		pools[i].Watch(c.Changed)
+	})
+	now := time.Now()
+	g0 := pools[0].Group("m")
+	a, _ := g0.Pick(nil, now.UnixNano())
+	id := a.Key().ID
+	pools[0].Failed(&a, now, health.Verdict{Class: health.ClassRateLimit, Scope: health.ScopeKeyModel,
+		RetryAfter: 200 * time.Millisecond, Reason: "429"})
+	other := func(p *pool.Pool) []*pool.Key {
+		var ks []*pool.Key
+		for _, k := range p.Keys() {
+			if k.ID != id {
+				ks = append(ks, k)
+			}
+		}
+		return ks
+	}
+	eventually(t, time.Second, func() bool { return pools[1].Key(id).View(time.Now()).Status == pool.StatusCooldown })
+	time.Sleep(300 * time.Millisecond) // the cooldown is over
+	at := time.Now().UnixNano()
+	if b, ok := pools[1].Group("m").Pick(other(pools[1]), at); ok {
+		t.Fatalf("replica B probed %s while A holds the probe lease", b.Key().ID)
+	}
+	if a, ok := g0.Pick(other(pools[0]), at); !ok || a.Key().ID != id {
+		t.Fatal("replica A, which cooled the key, does not probe it")
+	}
+}

@@ -61,9 +61,19 @@ func (c *Cluster) Take(ctx context.Context, ct limit.Counter, need, debt int64) 
 	return res[0], res[1], nil
 }
 
+// give returns units to a bucket that still exists (one lost with a
+// restarted Redis starts again from nothing), never below zero.
+var give = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local n = math.max(tonumber(v) - tonumber(ARGV[1]), 0)
+redis.call('SET', KEYS[1], n, 'KEEPTTL')
+return n
+`)
+
 // Give is limit.Backend's: unused units go back to their bucket.
 func (c *Cluster) Give(ctx context.Context, bucket string, units int64) error {
-	if err := c.rdb.DecrBy(ctx, c.counterKey(bucket), units).Err(); err != nil {
+	if err := give.Run(ctx, c.rdb, []string{c.counterKey(bucket)}, units).Err(); err != nil {
 		c.markDown(err)
 		return err
 	}
