@@ -154,16 +154,7 @@ func (p *Pool) HoldProbe(keyID, model string, until time.Time) {
 // a replica that resynchronises after an outage: it offers them all and
 // the newest of each wins everywhere.
 func (p *Pool) ChangesOf() []Change {
-	p.mu.Lock()
-	keys := make([]*Key, 0, len(p.keys))
-	for _, k := range p.keys {
-		keys = append(keys, k)
-	}
-	slots := make([]*Slot, 0, len(p.slots))
-	for _, s := range p.slots {
-		slots = append(slots, s)
-	}
-	p.mu.Unlock()
+	keys, slots := p.everything()
 	var out []Change
 	for _, k := range keys {
 		if at := k.st.changedAt.Load(); at != 0 {
@@ -183,4 +174,19 @@ func (p *Pool) ChangesOf() []Change {
 		}
 	}
 	return out
+}
+
+// everything lists every key and slot the pool ever knew, in service or not.
+func (p *Pool) everything() ([]*Key, []*Slot) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keys := make([]*Key, 0, len(p.keys))
+	for _, k := range p.keys {
+		keys = append(keys, k)
+	}
+	slots := make([]*Slot, 0, len(p.slots))
+	for _, s := range p.slots {
+		slots = append(slots, s)
+	}
+	return keys, slots
 }

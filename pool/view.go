@@ -147,17 +147,7 @@ func truncate(s string, n int) string {
 // States returns the persisted form of every key and slot whose state or
 // totals changed since the last call, and clears their dirty marks.
 func (p *Pool) States(now time.Time, all bool) []keygate.KeyState {
-	p.mu.Lock()
-	keys := make([]*Key, 0, len(p.keys))
-	for _, k := range p.keys {
-		keys = append(keys, k)
-	}
-	slots := make([]*Slot, 0, len(p.slots))
-	for _, s := range p.slots {
-		slots = append(slots, s)
-	}
-	p.mu.Unlock()
-
+	keys, slots := p.everything()
 	var out []keygate.KeyState
 	for _, k := range keys {
 		d1, d2 := k.st.dirty.Swap(false), k.statsDirty.Swap(false)
