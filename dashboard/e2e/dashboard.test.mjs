@@ -205,9 +205,12 @@ test('a change with the session cookie but without the CSRF token is refused and
     const patch = (headers) => fetch('/api/v1/keys/' + id, { method: 'PATCH', headers: Object.assign({ 'Content-Type': 'application/json' }, headers), body: '{"status":"disabled"}' });
     const none = await patch({});
     const wrong = await patch({ 'X-CSRF-Token': 'not-the-token' });
-    return [none.status, wrong.status, (await none.json()).error.code];
+    const post = await fetch('/api/v1/tokens', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"name":"csrf-probe"}' });
+    return [none.status, wrong.status, post.status, (await none.json()).error.code];
   }, key.id);
-  assert.deepEqual(statuses, [403, 403, 'forbidden']);
+  assert.deepEqual(statuses, [403, 403, 403, 'forbidden']);
+  const tokens = (await api('GET', '/api/v1/tokens')).body.data;
+  assert.ok(!tokens.some((t) => t.name === 'csrf-probe'), 'the refused POST created no token');
   const now = (await api('GET', '/api/v1/keys/' + key.id)).body;
   assert.equal(now.operator_disabled, false);
   assert.equal(now.status, key.status);
