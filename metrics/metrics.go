@@ -63,6 +63,8 @@ func New(p *pool.Pool, clock clockwork.Clock) *Metrics {
 		&keyStates{pool: p, clock: clock,
 			desc:    prometheus.NewDesc("keygate_keys", "Keys by status.", []string{"status"}, nil),
 			fetches: prometheus.NewDesc("keygate_key_service_fetches_total", "Key-service fetches by key id and result.", []string{"key_id", "result"}, nil),
+			expiry: prometheus.NewDesc("keygate_key_source_expires_in_seconds",
+				"Time the current credential of each key source has left (0: none valid), by key id, type and state.", []string{"key_id", "type", "state"}, nil),
 		})
 	return m
 }
@@ -117,9 +119,14 @@ type keyStates struct {
 	clock   clockwork.Clock
 	desc    *prometheus.Desc
 	fetches *prometheus.Desc
+	expiry  *prometheus.Desc
 }
 
-func (k *keyStates) Describe(ch chan<- *prometheus.Desc) { ch <- k.desc; ch <- k.fetches }
+func (k *keyStates) Describe(ch chan<- *prometheus.Desc) {
+	ch <- k.desc
+	ch <- k.fetches
+	ch <- k.expiry
+}
 
 func (k *keyStates) Collect(ch chan<- prometheus.Metric) {
 	counts := map[string]int{pool.StatusHealthy: 0, pool.StatusUnused: 0, pool.StatusWarning: 0,
@@ -131,6 +138,7 @@ func (k *keyStates) Collect(ch chan<- prometheus.Metric) {
 			v := r.Describe()
 			ch <- prometheus.MustNewConstMetric(k.fetches, prometheus.CounterValue, float64(v.Fetches), key.ID, "ok")
 			ch <- prometheus.MustNewConstMetric(k.fetches, prometheus.CounterValue, float64(v.Failures), key.ID, "failed")
+			ch <- prometheus.MustNewConstMetric(k.expiry, prometheus.GaugeValue, max(v.ExpiresAt.Sub(now).Seconds(), 0), key.ID, v.Type, v.State)
 		}
 	}
 	for status, n := range counts {
