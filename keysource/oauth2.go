@@ -45,9 +45,9 @@ func newOAuth2(s *Source, p *Problems) *oauth2Source {
 	if spec.RefreshToken == "" && spec.ClientSecret == "" {
 		p.Add("client_secret", "required for the client-credentials grant (or give refresh_token for the refresh-token grant)")
 	}
-	for field, v := range map[string]string{"client_secret": spec.ClientSecret, "refresh_token": spec.RefreshToken} {
-		if strings.ContainsAny(v, "\r\n") {
-			p.Add(field, "has a line break") // the value is a secret: not quoted
+	for _, f := range []struct{ name, v string }{{"client_secret", spec.ClientSecret}, {"refresh_token", spec.RefreshToken}} {
+		if strings.ContainsAny(f.v, "\r\n") {
+			p.Add(f.name, "has a line break") // the value is a secret: not quoted
 		}
 	}
 	scopes := strings.Fields(spec.Scope)
