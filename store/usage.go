@@ -203,6 +203,7 @@ func (db *DB) insertUsagePostgres(ctx context.Context, records []keygate.UsageRe
 		return tx.Commit(ctx)
 	})
 }
+
 // usageColumnNames are usageColumns, for COPY.
 var usageColumnNames = strings.Fields(strings.ReplaceAll(usageColumns, ",", " "))
 
