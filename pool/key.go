@@ -46,12 +46,6 @@ type Key struct {
 	modelsCache atomic.Pointer[[]string]
 }
 
-func newKey(id, secret string, weight int) *Key {
-	k := &Key{ID: id, Weight: weight}
-	k.setSecret(secret)
-	return k
-}
-
 func (k *Key) setSecret(s string) {
 	m := keygate.Mask(s)
 	k.secret.Store(&s)
