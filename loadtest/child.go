@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -220,6 +221,14 @@ func commands(stdin io.Reader, stdout io.Writer) {
 					prof = nil
 				}
 			}
+		case cmd == "memprofile":
+			err = writeProfile(arg, "heap")
+		case cmd == "goroutines":
+			err = writeProfile(arg, "goroutine")
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			fmt.Fprintf(os.Stderr, "keygate-load child: %d goroutines; heap in use %d MB, stacks %d MB, heap idle %d MB, released %d MB, sys %d MB, GC goal %d MB\n",
+				runtime.NumGoroutine(), m.HeapInuse>>20, m.StackInuse>>20, m.HeapIdle>>20, m.HeapReleased>>20, m.Sys>>20, m.NextGC>>20)
 		case cmd == "stop" && prof != nil:
 			pprof.StopCPUProfile()
 			err = prof.Close()
@@ -237,6 +246,19 @@ func commands(stdin io.Reader, stdout io.Writer) {
 		pprof.StopCPUProfile()
 		prof.Close()
 	}
+}
+
+// writeProfile writes the named runtime profile to path.
+func writeProfile(path, name string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // proc is the harness's handle on a child.
