@@ -39,9 +39,9 @@ type Metrics struct {
 // request then costs one map lookup instead of a label hash per metric.
 type modelMetrics struct {
 	total, upstream, overhead, ttft prometheus.Observer
-	prompt, completion, cost       prometheus.Counter
-	statuses                       sync.Map // int → prometheus.Counter
-	classes                        sync.Map // string → prometheus.Counter
+	prompt, completion, cost        prometheus.Counter
+	statuses                        sync.Map // int → prometheus.Counter
+	classes                         sync.Map // string → prometheus.Counter
 }
 
 func (m *Metrics) model(name string) *modelMetrics {

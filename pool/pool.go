@@ -19,6 +19,9 @@ type Deployment struct {
 	Fetched  *Slot
 	Slots    []*Slot
 	selector *selector
+	// successes counts the successes of every key here: a key failing at
+	// the network level while its peers succeed is the one to blame.
+	successes atomic.Int64
 }
 
 // Group is every deployment that answers to one model_id.
