@@ -53,6 +53,7 @@ type childSpec struct {
 	Token      string        // keygate's gateway token
 	Words      int           // provider: words per completion
 	ChunkDelay time.Duration // provider: delay between stream events
+	Latency    time.Duration // provider: delay before every answer
 }
 
 // Child serves the role this process was started for and exits, if it was
@@ -92,7 +93,7 @@ func runChild(specJSON string, stdin io.Reader, stdout, stderr io.Writer) error 
 		for _, k := range spec.Keys {
 			keys[k] = mockprovider.OK
 		}
-		p := mockprovider.New(mockprovider.Options{Keys: keys, NoRecord: true, Words: spec.Words, ChunkDelay: spec.ChunkDelay})
+		p := mockprovider.New(mockprovider.Options{Keys: keys, NoRecord: true, Words: spec.Words, ChunkDelay: spec.ChunkDelay, Latency: spec.Latency})
 		serve = func() error { return serveUntil(ctx, ln, p) }
 	case roleBaseline:
 		h, err := baseline(spec.Upstream, spec.Keys[0])

@@ -28,8 +28,9 @@ type Options struct {
 	// ManyStreams are opened in ten steps and held at once for the
 	// many-streams phase, with RSS read at each step; default 10,000.
 	ManyStreams int
-	// ManyLife is how long each stream of that phase lasts; default 24 s,
-	// long enough for every step to open while the first ones still run.
+	// ManyLife is how long each stream of that phase lasts; default 40 s,
+	// long enough for every step to open while the first ones still run
+	// on a busy machine.
 	ManyLife time.Duration
 	// CPUProfile, if set, is where keygate writes its CPU profile of the
 	// phase at Conns connections.
@@ -47,6 +48,9 @@ type Options struct {
 func Smoke() Options {
 	return Options{Duration: 100 * time.Millisecond, Conns: 4, Streams: 20, ManyStreams: 40, ManyLife: 400 * time.Millisecond}
 }
+
+// upstreamDelay is the provider's answer time in the delayed phase.
+const upstreamDelay = 20 * time.Millisecond
 
 // Sizes of the key pools benchmarked.
 var pickSizes = []int{1, 1_000, 100_000}
@@ -93,6 +97,11 @@ type TargetResult struct {
 	ServerCPUPerRequest time.Duration `json:"server_cpu_per_request_ns"`
 	ServerCores         float64       `json:"server_cores"`
 	MachineCores        float64       `json:"machine_busy_cores"`
+	// IdleRSS is the proxy's RSS once started, before any request.
+	IdleRSS int64 `json:"idle_rss_bytes,omitempty"`
+	// DelayedThroughput is requests per second at Conns connections to a
+	// provider that takes 20 ms to answer, as a real one takes longer.
+	DelayedThroughput float64 `json:"delayed_throughput_rps"`
 	// The proxies' peak RSS over the phases above, and in a fresh process
 	// holding Streams streams open; zero for direct, which has no proxy.
 	PeakRSS     int64 `json:"peak_rss_bytes,omitempty"`
@@ -126,7 +135,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	opts.Streams = orDefault(opts.Streams, 1000)
 	opts.ManyStreams = orDefault(opts.ManyStreams, 10_000)
 	if opts.ManyLife <= 0 {
-		opts.ManyLife = 24 * time.Second
+		opts.ManyLife = 40 * time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
@@ -190,6 +199,11 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	res.Targets = make([]TargetResult, len(targets))
 	for i, t := range targets {
 		res.Targets[i].Name = t.name
+		if i > 0 {
+			if res.Targets[i].IdleRSS, err = t.proc.rss(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if res.OtherCores, err = measure(ctx, targets, kg, opts, res.Targets); err != nil {
 		return nil, err
@@ -200,6 +214,34 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 	}
 	// Nothing of this round may use CPU or memory in the next.
+	for _, t := range targets {
+		if err := t.proc.stop(); err != nil {
+			return nil, err
+		}
+	}
+
+	// Throughput to a provider that takes 20 ms, as deployments measure it.
+	step := func(format string, args ...any) { fmt.Fprintf(opts.Log, "keygate-load: "+format+"\n", args...) }
+	if direct.proc, err = spawn(childSpec{Role: roleProvider, Keys: keys, Words: words, Latency: upstreamDelay}); err != nil {
+		return nil, err
+	}
+	if base.proc, err = spawn(childSpec{Role: roleBaseline, Upstream: direct.proc.url, Keys: keys}); err != nil {
+		return nil, err
+	}
+	if kg.proc, err = spawn(childSpec{Role: roleKeygate, Upstream: direct.proc.url, Keys: keys, Token: token}); err != nil {
+		return nil, err
+	}
+	step("%d connections, provider answering in %s, the targets in turn", opts.Conns, upstreamDelay)
+	for _, t := range targets {
+		t.saturate(ctx, opts.Conns, opts.Duration/5, false)
+	}
+	tp, err := throughput(ctx, targets, opts.Conns, opts.Duration, false)
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range tp {
+		res.Targets[i].DelayedThroughput = float64(t.n) / t.elapsed.Seconds()
+	}
 	for _, t := range targets {
 		if err := t.proc.stop(); err != nil {
 			return nil, err

@@ -83,11 +83,15 @@ func (r *Result) rows() []row {
 		{label: "p50 overhead over direct (µs)", format: "%+.0f", kind: derived,
 			vals:   [3]float64{na, us(h.SeqP50 - d.SeqP50), us(k.SeqP50 - d.SeqP50)},
 			target: "keygate ≤ 60", verdict: verdict(k.SeqP50-d.SeqP50 <= maxOverhead)},
+		{label: "p99 overhead over direct, 1 conn (µs)", format: "%+.0f", kind: derived,
+			vals: [3]float64{na, us(h.SeqP99 - d.SeqP99), us(k.SeqP99 - d.SeqP99)}},
 		{label: fmt.Sprintf("throughput, %d conns (req/s)", r.Conns), format: "%.0f",
 			vals: [3]float64{d.Throughput, h.Throughput, k.Throughput}},
 		{label: "throughput ÷ httputil", format: "%.2f×", kind: derived,
 			vals:   [3]float64{d.Throughput / h.Throughput, 1, k.Throughput / h.Throughput},
 			target: "keygate ≥ 2.00×", verdict: verdict(k.Throughput >= minThroughputRatio*h.Throughput)},
+		{label: fmt.Sprintf("throughput, %d conns, 20 ms upstream (req/s)", r.Conns), format: "%.0f",
+			vals: [3]float64{d.DelayedThroughput, h.DelayedThroughput, k.DelayedThroughput}},
 		{label: fmt.Sprintf("server CPU per request, %d conns (µs)", r.Conns), format: "%.1f",
 			vals: [3]float64{us(d.ServerCPUPerRequest), us(h.ServerCPUPerRequest), us(k.ServerCPUPerRequest)}},
 		{label: "server CPU per request ÷ httputil", format: "%.2f×", kind: derived,
@@ -107,6 +111,7 @@ func (r *Result) rows() []row {
 			vals: [3]float64{d.StreamThroughput, h.StreamThroughput, k.StreamThroughput}},
 		{label: "stream throughput ÷ httputil", format: "%.2f×", kind: derived,
 			vals: [3]float64{d.StreamThroughput / h.StreamThroughput, 1, k.StreamThroughput / h.StreamThroughput}},
+		{label: "idle RSS (MB)", format: "%.1f", vals: [3]float64{na, mb(h.IdleRSS), mb(k.IdleRSS)}},
 		{label: "peak RSS over the phases above (MB)", format: "%.1f", vals: [3]float64{na, mb(h.PeakRSS), mb(k.PeakRSS)}},
 		heldRSS,
 		{label: "streams open at once (peak)", format: "%.0f", vals: [3]float64{na, float64(h.Held), float64(k.Held)}},
@@ -198,12 +203,12 @@ func thousands(n int) string {
 }
 
 // perThousand is how much RSS each 1,000 more open streams took, from the
-// first step of opening to the last.
+// first step of opening to the one with the most streams open.
 func perThousand(steps []RSSStep) float64 {
 	if len(steps) < 2 {
 		return math.NaN()
 	}
-	a, b := steps[0], steps[len(steps)-1]
+	a, b := steps[0], topStep(steps)
 	if b.Open <= a.Open {
 		return math.NaN()
 	}
@@ -216,6 +221,17 @@ func at10k(steps []RSSStep) int64 {
 	if math.IsNaN(p) {
 		return 0
 	}
-	last := steps[len(steps)-1]
+	last := topStep(steps)
 	return last.RSS + int64(p*1e6*float64(manyStreams-last.Open)/1000)
+}
+
+// topStep is the step with the most streams open.
+func topStep(steps []RSSStep) RSSStep {
+	top := steps[0]
+	for _, s := range steps[1:] {
+		if s.Open > top.Open {
+			top = s
+		}
+	}
+	return top
 }

@@ -3,7 +3,7 @@
 // each with the same requests and prints one table against issues 8's
 // and 17's targets. See package loadtest.
 //
-//	go run ./cmd/keygate-load                 # a full run, about 2½ min
+//	go run ./cmd/keygate-load                 # a full run, about 4 min
 //	go run ./cmd/keygate-load -smoke          # seconds; checks it works
 //	go run ./cmd/keygate-load -cpuprofile keygate.pprof -json result.json
 package main
