@@ -254,22 +254,14 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	for i, spec := range []childSpec{
-		{Role: roleBaseline, Upstream: slow.url, Keys: keys},
-		{Role: roleKeygate, Upstream: slow.url, Keys: keys, Token: token},
-	} {
-		r, t := &res.Targets[i+1], targets[i+1]
-		if t.proc, err = spawn(spec); err != nil {
-			return nil, err
-		}
+	err = eachProxy(spawn, slow, keys, func(r *TargetResult, t *target) (err error) {
 		fmt.Fprintf(opts.Log, "keygate-load: %-8s %d streams held open\n", t.name, opts.Streams)
 		r.Held = t.hold(ctx, opts.Streams)
-		if r.HoldPeakRSS, err = t.proc.peakRSS(); err != nil {
-			return nil, err
-		}
-		if err := t.proc.stop(); err != nil {
-			return nil, err
-		}
+		r.HoldPeakRSS, err = t.proc.peakRSS()
+		return err
+	}, base, kg, &res.Targets[1], &res.Targets[2])
+	if err != nil {
+		return nil, err
 	}
 	if err := slow.stop(); err != nil {
 		return nil, err
@@ -281,14 +273,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	for i, spec := range []childSpec{
-		{Role: roleBaseline, Upstream: many.url, Keys: keys},
-		{Role: roleKeygate, Upstream: many.url, Keys: keys, Token: token},
-	} {
-		r, t := &res.Targets[i+1], targets[i+1]
-		if t.proc, err = spawn(spec); err != nil {
-			return nil, err
-		}
+	err = eachProxy(spawn, many, keys, func(r *TargetResult, t *target) (err error) {
 		fmt.Fprintf(opts.Log, "keygate-load: %-8s %s streams opened in %d steps\n", t.name, thousands(opts.ManyStreams), manySteps)
 		rss := t.proc.rss
 		if t == kg && opts.MemProfile != "" {
@@ -302,14 +287,16 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 			}
 		}
 		if r.ManySteps, r.ManyHeld, err = t.ramp(ctx, opts.ManyStreams, rss); err != nil {
-			return nil, err
+			return err
 		}
-		if r.ManyPeakRSS, err = t.proc.peakRSS(); err != nil {
-			return nil, err
-		}
-		if err := t.proc.stop(); err != nil {
-			return nil, err
-		}
+		r.ManyPeakRSS, err = t.proc.peakRSS()
+		return err
+	}, base, kg, &res.Targets[1], &res.Targets[2])
+	if err != nil {
+		return nil, err
+	}
+	if err := many.stop(); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -339,6 +326,33 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	res.OtherCores = max(res.OtherCores, cores(lost(first, last), time.Since(began)))
 	return res, nil
+}
+
+// eachProxy runs fn on the baseline, then on keygate, each in a fresh
+// process behind provider (so its VmHWM is the peak of fn alone), stopping
+// each after.
+func eachProxy(spawn func(childSpec) (*proc, error), provider *proc, keys []string, fn func(*TargetResult, *target) error,
+	base, kg *target, baseRes, kgRes *TargetResult) error {
+	for _, x := range []struct {
+		spec childSpec
+		t    *target
+		r    *TargetResult
+	}{
+		{childSpec{Role: roleBaseline, Upstream: provider.url, Keys: keys}, base, baseRes},
+		{childSpec{Role: roleKeygate, Upstream: provider.url, Keys: keys, Token: token}, kg, kgRes},
+	} {
+		var err error
+		if x.t.proc, err = spawn(x.spec); err != nil {
+			return err
+		}
+		if err := fn(x.r, x.t); err != nil {
+			return err
+		}
+		if err := x.t.proc.stop(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // measure runs the timed phases against every target and fills in rs,

@@ -37,18 +37,8 @@ func (t *target) ramp(ctx context.Context, n int, rss func() (int64, error)) (st
 		m := min(step, n-started)
 		for range m {
 			wg.Go(func() {
-				opened := false
-				_, err := t.call(ctx, c, true, func() {
-					opened = true
-					now := open.Add(1)
-					for p := top.Load(); now > p && !top.CompareAndSwap(p, now); p = top.Load() {
-					}
-				})
-				if opened {
-					open.Add(-1)
-				}
+				t.stream(ctx, c, &open, &top)
 				ended.Add(1)
-				t.errs.add(err)
 			})
 		}
 		started += m
