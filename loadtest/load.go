@@ -195,7 +195,9 @@ func (t *target) saturate(ctx context.Context, conns int, d time.Duration, strea
 	for range conns {
 		wg.Go(func() {
 			n := int64(0)
-			for time.Now().Before(deadline) && ctx.Err() == nil {
+			// At least one request each, even when a busy machine starts
+			// the goroutine after the deadline.
+			for first := true; first || time.Now().Before(deadline) && ctx.Err() == nil; first = false {
 				_, err := t.call(ctx, c, stream, nil)
 				t.errs.add(err)
 				if err == nil {
