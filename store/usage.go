@@ -30,9 +30,8 @@ const usageColumns = `time_ms, request_id, user_name, token_name, model, upstrea
 // usageColumnCount is the number of columns in usageColumns.
 const usageColumnCount = 15
 
-// insertChunkRows is how many records one multi-row INSERT carries: 7,500
-// parameters, under SQLite's limit of 32,766. A batch is written in chunks
-// of this size and one statement for the rest.
+// insertChunkRows is how many rollup rows one SQLite upsert carries: 5,500
+// parameters, under SQLite's limit of 32,766.
 const insertChunkRows = 500
 
 // InsertUsage writes records, and adds them to the per-minute rollups that
