@@ -9,6 +9,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -32,6 +33,47 @@ type Metrics struct {
 	ttft     *prometheus.HistogramVec
 
 	stateChanges *prometheus.CounterVec
+
+	models sync.Map // model → *modelMetrics
+}
+
+// modelMetrics are one model's children of the vectors, bound once: a
+// request then costs one map lookup instead of a label hash per metric.
+type modelMetrics struct {
+	total, upstream, overhead, ttft prometheus.Observer
+	prompt, completion, cost        prometheus.Counter
+	statuses                        sync.Map // int → prometheus.Counter
+	classes                         sync.Map // string → prometheus.Counter
+}
+
+func (m *Metrics) model(name string) *modelMetrics {
+	if mm, ok := m.models.Load(name); ok {
+		return mm.(*modelMetrics)
+	}
+	mm := &modelMetrics{
+		total: m.total.WithLabelValues(name), upstream: m.upstream.WithLabelValues(name),
+		overhead: m.overhead.WithLabelValues(name), ttft: m.ttft.WithLabelValues(name),
+		prompt: m.tokens.WithLabelValues(name, "prompt"), completion: m.tokens.WithLabelValues(name, "completion"),
+		cost: m.cost.WithLabelValues(name),
+	}
+	actual, _ := m.models.LoadOrStore(name, mm)
+	return actual.(*modelMetrics)
+}
+
+func (mm *modelMetrics) status(vec *prometheus.CounterVec, model string, status int) prometheus.Counter {
+	if c, ok := mm.statuses.Load(status); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := mm.statuses.LoadOrStore(status, vec.WithLabelValues(model, strconv.Itoa(status)))
+	return c.(prometheus.Counter)
+}
+
+func (mm *modelMetrics) class(vec *prometheus.CounterVec, model, class string) prometheus.Counter {
+	if c, ok := mm.classes.Load(class); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := mm.classes.LoadOrStore(class, vec.WithLabelValues(model, class))
+	return c.(prometheus.Counter)
 }
 
 // Buckets from 1 ms to ~2 min: gateway overhead lives at the low end,
@@ -82,8 +124,9 @@ func (m *Metrics) Attempt(model, class string, d time.Duration) {
 	if class == "" {
 		class = "ok"
 	}
-	m.attempts.WithLabelValues(model, class).Inc()
-	m.upstream.WithLabelValues(model).Observe(d.Seconds())
+	mm := m.model(model)
+	mm.class(m.attempts, model, class).Inc()
+	mm.upstream.Observe(d.Seconds())
 }
 
 // Request records a finished request; waited is the time spent waiting
@@ -92,23 +135,24 @@ func (m *Metrics) Request(rec *keygate.UsageRecord, waited time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(rec.Model, strconv.Itoa(rec.Status)).Inc()
-	m.total.WithLabelValues(rec.Model).Observe(float64(rec.LatencyMS) / 1000)
+	mm := m.model(rec.Model)
+	mm.status(m.requests, rec.Model, rec.Status).Inc()
+	mm.total.Observe(float64(rec.LatencyMS) / 1000)
 	if rec.Status < 400 && rec.Status != 0 {
 		ttft := time.Duration(rec.TTFTMS) * time.Millisecond
-		m.ttft.WithLabelValues(rec.Model).Observe(ttft.Seconds())
+		mm.ttft.Observe(ttft.Seconds())
 		if o := ttft - waited; o >= 0 {
-			m.overhead.WithLabelValues(rec.Model).Observe(o.Seconds())
+			mm.overhead.Observe(o.Seconds())
 		}
 	}
 	if rec.PromptTokens > 0 {
-		m.tokens.WithLabelValues(rec.Model, "prompt").Add(float64(rec.PromptTokens))
+		mm.prompt.Add(float64(rec.PromptTokens))
 	}
 	if rec.CompletionTokens > 0 {
-		m.tokens.WithLabelValues(rec.Model, "completion").Add(float64(rec.CompletionTokens))
+		mm.completion.Add(float64(rec.CompletionTokens))
 	}
 	if rec.Cost > 0 {
-		m.cost.WithLabelValues(rec.Model).Add(rec.Cost)
+		mm.cost.Add(rec.Cost)
 	}
 }
 
