@@ -14,7 +14,7 @@ import (
 func nativeServer(t *testing.T) (*Provider, string) {
 	p, srv := newServer(t, Options{
 		Models: []string{"claude-test", "gemini-test", "gpt-test", "whisper-1"},
-		Keys: map[string]Behavior{"good": OK, "limited": RateLimited, "broke": QuotaExhausted},
+		Keys:   map[string]Behavior{"good": OK, "limited": RateLimited, "broke": QuotaExhausted},
 	})
 	return p, srv.URL
 }
