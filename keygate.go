@@ -58,6 +58,9 @@ type Model struct {
 	// Temperature is the default temperature applied when a request has none
 	// (zero-config mode's LLM_TEMPERATURE). Nil means "leave the request alone".
 	Temperature *float64 `json:"temperature,omitempty" yaml:"temperature"`
+	// APIVersion is Azure OpenAI's api-version query parameter (provider
+	// azure; default 2024-10-21).
+	APIVersion string `json:"api_version,omitempty" yaml:"api_version"`
 	// Origin says where the model is declared: OriginConfig (the YAML file or
 	// the LLM_* variables, upserted at every start) or OriginAPI.
 	Origin string `json:"origin,omitempty" yaml:"-"`
