@@ -31,10 +31,10 @@ func TestCheckNativeWires(t *testing.T) {
 		class  string
 	}{
 		"sk-ant-ok-0000000001": {VendorAnthropic, true, ""},
-		"ant-bad-00000000002": {VendorAnthropic, false, "authentication_error"},
-		"azok-000000000003": {VendorAzure, true, ""},
-		"azbad-00000000004": {VendorAzure, false, "authentication_error"},
-		"azslow-0000000005": {VendorAzure, false, "rate_limit_exceeded"},
+		"ant-bad-00000000002":  {VendorAnthropic, false, "authentication_error"},
+		"azok-000000000003":    {VendorAzure, true, ""},
+		"azbad-00000000004":    {VendorAzure, false, "authentication_error"},
+		"azslow-0000000005":    {VendorAzure, false, "rate_limit_exceeded"},
 		"AIza-ok-000000000006": {VendorGemini, true, ""},
 	}
 	results := c.CheckAll(context.Background(), Filter{Vendor: "all"}, nil)
