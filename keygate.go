@@ -61,6 +61,10 @@ type Model struct {
 	// APIVersion is Azure OpenAI's api-version query parameter (provider
 	// azure; default 2024-10-21).
 	APIVersion string `json:"api_version,omitempty" yaml:"api_version"`
+	// Headers are sent to the provider with every call of this deployment
+	// (a tenant or routing header the provider needs); they win over any
+	// header keygate would forward.
+	Headers map[string]string `json:"headers,omitempty" yaml:"headers"`
 	// Origin says where the model is declared: OriginConfig (the YAML file or
 	// the LLM_* variables, upserted at every start) or OriginAPI.
 	Origin string `json:"origin,omitempty" yaml:"-"`

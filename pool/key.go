@@ -147,9 +147,11 @@ func (k *Key) AddUsage(prompt, completion int, cost float64) {
 // the model (a rate limit, a server error), not about the key itself.
 // A Slot must not be copied.
 type Slot struct {
-	Key   *Key
-	Model string
-	st    state
+	Key       *Key
+	Model     string
+	st        state
+	netStreak atomic.Int32 // network failures in a row
+	netSince  atomic.Int64 // when that streak began, unix nanoseconds
 }
 
 // admit reports whether an attempt may use the slot at now. A recovering
