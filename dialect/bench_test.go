@@ -32,9 +32,9 @@ func BenchmarkChatToAnthropicStream(b *testing.B) {
 	for _, ev := range splitSSE(anthropicStream) {
 		evs = append(evs, sseEvent{ev.name, ev.data})
 	}
-	datas := make([][]byte, len(evs))
+	datas, names := make([][]byte, len(evs)), make([][]byte, len(evs))
 	for i := range evs {
-		datas[i] = []byte(evs[i].data)
+		datas[i], names[i] = []byte(evs[i].data), []byte(evs[i].name)
 	}
 	out := make([]byte, 0, 4096)
 	b.ReportAllocs()
@@ -47,7 +47,7 @@ func BenchmarkChatToAnthropicStream(b *testing.B) {
 		s := NewStream(WireAnthropic, Chat, "alias", 1, true)
 		out = out[:0]
 		for i := range evs {
-			out = s.Translate(out[:0], evs[i].name, datas[i])
+			out = s.Translate(out[:0], names[i], datas[i])
 		}
 		out = s.Finish(out[:0])
 	}

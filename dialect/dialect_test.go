@@ -292,7 +292,7 @@ func translate(t *testing.T, wire, caller, upstream string, includeUsage bool) (
 	s := NewStream(wire, caller, "alias", 42, includeUsage)
 	var out []byte
 	for _, ev := range splitSSE(upstream) {
-		out = s.Translate(out, ev.name, []byte(ev.data))
+		out = s.Translate(out, []byte(ev.name), []byte(ev.data))
 	}
 	out = s.Finish(out)
 	evs := splitSSE(string(out))

@@ -35,7 +35,7 @@ type Event struct {
 type Decoder interface {
 	// Decode reads one server-sent event (its event name, possibly empty,
 	// and its data) and appends what it means to out.
-	Decode(event string, data []byte, out []Event) []Event
+	Decode(event, data []byte, out []Event) []Event
 	// End appends what the stream meant once it has ended.
 	End(out []Event) []Event
 }
@@ -90,10 +90,22 @@ func NewStream(wire, caller, model string, created int64, includeUsage bool) *St
 	return &Stream{dec: NewDecoder(wire), enc: NewEncoder(caller, model, created, includeUsage), evs: make([]Event, 0, 4)}
 }
 
-// Translate appends to b the caller's bytes for one provider event.
-func (s *Stream) Translate(b []byte, event string, data []byte) []byte {
+// Translate appends to b the caller's bytes for one provider event (its
+// event name, possibly empty, and its data).
+func (s *Stream) Translate(b []byte, event, data []byte) []byte {
 	s.evs = s.dec.Decode(event, data, s.evs[:0])
 	return s.encode(b)
+}
+
+// Failed reports whether the last event translated was the provider's
+// error, with its type and message (escaped JSON string content).
+func (s *Stream) Failed() (typ, message string, failed bool) {
+	for i := range s.evs {
+		if s.evs[i].Kind == EvError {
+			return s.evs[i].ErrType, s.evs[i].Text, true
+		}
+	}
+	return "", "", false
 }
 
 func (s *Stream) encode(b []byte) []byte {
@@ -125,7 +137,7 @@ type chatDecoder struct{ started bool }
 
 var doneData = []byte("[DONE]")
 
-func (d *chatDecoder) Decode(_ string, data []byte, out []Event) []Event {
+func (d *chatDecoder) Decode(_, data []byte, out []Event) []Event {
 	if string(data) == string(doneData) {
 		return out
 	}
@@ -191,11 +203,11 @@ func (d *anthropicDecoder) setTool(block, n int) {
 	d.more[block] = n
 }
 
-func (d *anthropicDecoder) Decode(event string, data []byte, out []Event) []Event {
+func (d *anthropicDecoder) Decode(event, data []byte, out []Event) []Event {
 	doc := parse(data)
 	typ := doc.Get("type").Str
 	if typ == "" {
-		typ = event
+		typ = string(event)
 	}
 	switch typ {
 	case "message_start":
@@ -255,7 +267,7 @@ type geminiDecoder struct {
 	hasUsage bool
 }
 
-func (d *geminiDecoder) Decode(_ string, data []byte, out []Event) []Event {
+func (d *geminiDecoder) Decode(_, data []byte, out []Event) []Event {
 	doc := parse(data)
 	if e := doc.Get("error"); e.Exists() {
 		return append(out, Event{Kind: EvError, ErrType: e.Get("status").Str, Text: inner(literal(e.Get("message")))})
