@@ -35,11 +35,15 @@ var anthropicTypes = map[string]bool{
 	"api_error": true, "overloaded_error": true, "billing_error": true, "timeout_error": true,
 }
 
-// AnthropicErrorType is the Anthropic error type for a status (SPEC 2), or
-// the provider's own type when it is already one of Anthropic's.
+// AnthropicErrorType is the Anthropic error type for a status (SPEC 2).
+// Without a status (an error event inside a stream) the provider's own
+// type is kept when it is one of Anthropic's.
 func AnthropicErrorType(status int, providerType string) string {
-	if anthropicTypes[providerType] {
-		return providerType
+	if status < 400 {
+		if anthropicTypes[providerType] {
+			return providerType
+		}
+		return "api_error"
 	}
 	switch {
 	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:

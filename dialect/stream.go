@@ -1,6 +1,8 @@
 package dialect
 
 import (
+	"strings"
+
 	"github.com/tidwall/gjson"
 )
 
@@ -531,7 +533,7 @@ func (e *responsesEncoder) Encode(b []byte, ev *Event) []byte {
 	}
 	if !e.started {
 		e.started = true
-		e.id = responseID(ev.ID)
+		e.id = strings.Clone(responseID(ev.ID)) // ev's strings point into the provider's event
 		for _, typ := range [...]string{"response.created", "response.in_progress"} {
 			b = e.event(b, typ)
 			b = append(b, `,"response":`...)
@@ -564,7 +566,7 @@ func (e *responsesEncoder) Encode(b []byte, ev *Event) []byte {
 	case EvToolStart:
 		b = e.closeItem(b)
 		e.open = len(e.items)
-		e.items = append(e.items, respItem{part: Part{Type: PartToolCall, ID: ev.ID, Name: ev.Name}, tool: ev.Index})
+		e.items = append(e.items, respItem{part: Part{Type: PartToolCall, ID: strings.Clone(ev.ID), Name: strings.Clone(ev.Name)}, tool: ev.Index})
 		b = e.event(b, "response.output_item.added")
 		b = e.indexes(b, false)
 		b = append(b, `,"item":`...)

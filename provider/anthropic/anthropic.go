@@ -91,7 +91,7 @@ func (Adapter) Answer(req *provider.Request, status int, h http.Header, body []b
 		f := bridge.Classify(dialect.WireAnthropic, req, http.StatusOK, h, body, now)
 		return nil, provider.Usage{}, &f
 	case req.Path == "messages/count_tokens":
-		return body, provider.Usage{}, nil
+		return body, provider.Usage{Known: true}, nil // counting tokens uses none
 	case typ != "message":
 		return nil, provider.Usage{}, bridge.Malformed("the provider's answer is not an Anthropic message")
 	}

@@ -45,6 +45,9 @@ func native(d provider.Dialect) bool {
 func (Adapter) NewRequest(ctx context.Context, req *provider.Request, t provider.Target) (*http.Request, error) {
 	path, body := req.Path, req.Body
 	if native(req.Dialect) {
+		if req.ContentType != "" && req.Model != t.Model.UpstreamName() {
+			body = bridge.RenameFormModel(body, req.ContentType, t.Model.UpstreamName())
+		}
 		if req.Dialect == provider.DialectChat && req.Stream && !gjson.GetBytes(body, "stream_options.include_usage").Bool() {
 			// Ask for usage so the stream is billed (the openai adapter's
 			// stream keeps the chunk from a caller that did not ask).

@@ -7,8 +7,11 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/dialect"
+	"github.com/keygate/keygate/jsonx"
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/provider/bridge"
+	"github.com/keygate/keygate/sse"
+	"github.com/tidwall/gjson"
 )
 
 // Anthropic Messages callers (the Anthropic SDK, Claude Code) reach an
@@ -39,3 +42,36 @@ func translatedAnswer(req *provider.Request, body []byte, now time.Time) ([]byte
 func translatedFailure(req *provider.Request, status int, h http.Header, body []byte, now time.Time) provider.Failure {
 	return bridge.Classify(dialect.WireOpenAI, req, status, h, body, now)
 }
+
+// responsesStream relays a Responses API stream as it is, reading the
+// usage from its terminal event (response.completed, or .incomplete or
+// .failed), where the Responses API puts it.
+type responsesStream struct {
+	usage provider.Usage
+}
+
+func (s *responsesStream) Event(ev sse.Event, out []byte) ([]byte, *provider.Failure) {
+	data := bytes.TrimSpace(ev.Data)
+	if len(data) == 0 {
+		return out, nil
+	}
+	if !jsonx.Valid(data) {
+		return out, malformed("the provider sent a stream event that is not valid JSON")
+	}
+	switch typ := gjson.GetBytes(data, "type").Str; typ {
+	case "response.completed", "response.incomplete", "response.failed":
+		if u, ok := dialect.ResponsesUsage(gjson.GetBytes(data, "response.usage")); ok {
+			s.usage = provider.Usage{PromptTokens: int(u.Input), CompletionTokens: int(u.Output), Known: true}
+		}
+	case "error":
+		f := failure(&provider.Request{Dialect: provider.DialectResponses}, http.StatusOK, http.Header{}, data, time.Now())
+		return out, &f
+	}
+	return sse.AppendEvent(out, ev.Name, data), nil
+}
+
+func (s *responsesStream) End(out []byte) []byte { return out }
+
+func (s *responsesStream) Usage() provider.Usage { return s.usage }
+
+func (s *responsesStream) Text() string { return "" }

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keygate/keygate/dialect"
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/jsonx"
-	"github.com/keygate/keygate/dialect"
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/provider/bridge"
 	"github.com/keygate/keygate/sse"
@@ -58,10 +58,14 @@ func join(base, path string) string { return strings.TrimRight(base, "/") + "/" 
 // it is billed. Otherwise the caller's bytes go out untouched.
 func upstreamBody(req *provider.Request, t provider.Target) []byte {
 	body := req.Body
-	if !isJSON(req.ContentType) {
-		return body // a multipart upload: relayed as it is
-	}
 	m := t.Model
+	if !isJSON(req.ContentType) {
+		// A multipart upload: relayed as it is, but for its model field.
+		if m.UpstreamName() != req.Model {
+			return bridge.RenameFormModel(body, req.ContentType, m.UpstreamName())
+		}
+		return body
+	}
 	if m.UpstreamName() != req.Model {
 		if b, err := sjson.SetBytes(body, "model", m.UpstreamName()); err == nil {
 			body = b
@@ -306,6 +310,9 @@ func (Adapter) CheckRequest(ctx context.Context, t provider.Target) (*http.Reque
 func (Adapter) Stream(req *provider.Request) provider.Stream {
 	if translated(req.Dialect) {
 		return bridge.NewStream(dialect.WireOpenAI, req, time.Now())
+	}
+	if req.Dialect == provider.DialectResponses {
+		return &responsesStream{}
 	}
 	return &stream{dialect: req.Dialect, hideUsage: req.Dialect == provider.DialectChat && !callerAskedUsage(req)}
 }
