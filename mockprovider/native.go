@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -232,7 +231,7 @@ func (p *Provider) serveAnthropic(w http.ResponseWriter, r *http.Request) {
 		stop := "end_turn"
 		if t.callsTool() {
 			b = append(b, `{"type":"tool_use","id":"toolu_mock1","name":`...)
-			b = append(append(b, quote(t.tool)...), `,"input":{"q":`...)
+			b = append(append(b, quote(t.tool)...), `,"input":{"query":`...)
 			b = append(append(b, quote(t.last)...), "}}"...)
 			stop = "tool_use"
 		} else {
@@ -262,7 +261,7 @@ func (p *Provider) serveAnthropic(w http.ResponseWriter, r *http.Request) {
 		stop = "tool_use"
 		blk := append([]byte("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_mock1\",\"name\":"), quote(t.tool)...)
 		ok = ok && s.send(append(blk, ",\"input\":{}}}\n\n"...))
-		args := `{"q": ` + string(quote(t.last)) + `}`
+		args := `{"query": ` + string(quote(t.last)) + `}`
 		for _, piece := range []string{"", args[:len(args)/2], args[len(args)/2:]} {
 			d := append([]byte("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":"), quote(piece)...)
 			ok = ok && s.send(append(d, "}}\n\n"...))
@@ -304,10 +303,11 @@ func (p *Provider) hold(ctx context.Context) bool {
 	}
 }
 
-// outTokens is the completion's token count: its words, or 8 for a tool call.
+// outTokens is the completion's token count: its words, or 5 for a tool
+// call (as toolCall reports).
 func outTokens(t turn, words []string) int {
 	if t.callsTool() {
-		return 8
+		return 5
 	}
 	return len(words)
 }
@@ -437,7 +437,7 @@ func (p *Provider) serveGemini(w http.ResponseWriter, r *http.Request) {
 	}
 	call := func(b []byte) []byte {
 		b = append(b, `{"functionCall":{"name":`...)
-		b = append(append(b, quote(t.tool)...), `,"args":{"q":`...)
+		b = append(append(b, quote(t.tool)...), `,"args":{"query":`...)
 		return append(append(b, quote(t.last)...), "}}}"...)
 	}
 	if !stream {
@@ -467,7 +467,7 @@ func (p *Provider) serveGemini(w http.ResponseWriter, r *http.Request) {
 		b := []byte(`data: {"candidates":[{"content":{"parts":[`)
 		b = call(b)
 		b = append(b, `],"role":"model"},"finishReason":"STOP","index":0}],`...)
-		ok = s.send(append(usage(b, 8), "\r\n\r\n"...))
+		ok = s.send(append(usage(b, 5), "\r\n\r\n"...))
 	}
 	for i := 0; ok && !t.callsTool() && i < len(words); i++ {
 		b := []byte(`data: {"candidates":[{"content":{"parts":[{"text":"`)
@@ -588,51 +588,15 @@ func chatTurn(doc gjson.Result) turn {
 	return t
 }
 
-// chatTools answers a chat request that offers tools.
+// chatTools answers a chat request that offers tools: a tool call
+// (toolCall), or text once the request answers one.
 func (p *Provider) chatTools(w http.ResponseWriter, r *http.Request, req gjson.Result, model []byte, stream bool) {
-	t := chatTurn(req)
-	if !t.callsTool() {
-		if stream {
-			p.streamChat(r.Context(), w, req, model)
-		} else {
-			p.chat(w, req, model)
-		}
-		return
-	}
-	args := `{"q":` + string(quote(t.last)) + `}`
-	if !stream {
-		b := appendHead(nil, "chat.completion", p.seq.Add(1), time.Now().Unix(), model)
-		b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_mock1","type":"function","function":{"name":`...)
-		b = append(b, quote(t.tool)...)
-		b = append(b, `,"arguments":`...)
-		b = append(b, quote(args)...)
-		b = append(b, `}}]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":`...)
-		b = appendUsage(b, t.prompt, 8)
-		w.Header()["Content-Type"] = jsonHeader["Content-Type"]
-		w.Write(append(b, '}'))
-		return
-	}
-	maps.Copy(w.Header(), sseHeader)
-	w.WriteHeader(http.StatusOK)
-	s := sse{w: w, rc: http.NewResponseController(w), ctx: r.Context(), delay: p.opts.ChunkDelay}
-	head := append([]byte("data: "), appendHead(nil, "chat.completion.chunk", p.seq.Add(1), time.Now().Unix(), model)...)
-	head = append(head, `,"choices":[`...)
-	chunk := func(choice string) []byte {
-		return append(append(append([]byte(nil), head...), choice...), "]}\n\n"...)
-	}
-	first := `{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_mock1","type":"function","function":{"name":` +
-		string(quote(t.tool)) + `,"arguments":""}}]},"logprobs":null,"finish_reason":null}`
-	ok := s.send(chunk(first))
-	for _, piece := range []string{args[:len(args)/2], args[len(args)/2:]} {
-		ok = ok && s.send(chunk(`{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":`+string(quote(piece))+`}}]},"logprobs":null,"finish_reason":null}`))
-	}
-	ok = ok && s.send(chunk(`{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}`))
-	if ok && req.Get("stream_options.include_usage").Bool() {
-		b := append(append([]byte(nil), head...), `],"usage":`...)
-		ok = s.send(append(appendUsage(b, t.prompt, 8), "}\n\n"...))
-	}
-	ok = ok && s.send([]byte("data: [DONE]\n\n"))
-	if !ok {
-		p.canceled.Add(1)
+	switch t := chatTurn(req); {
+	case t.callsTool():
+		p.toolCall(w, req, model, stream)
+	case stream:
+		p.streamChat(r.Context(), w, req, model)
+	default:
+		p.chat(w, req, model)
 	}
 }

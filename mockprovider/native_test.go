@@ -83,7 +83,7 @@ func TestAnthropicWire(t *testing.T) {
 	// Tools: a tool_use block.
 	tools := `{"model":"claude-test","max_tokens":50,"tools":[{"name":"lookup","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"find cats"}]}`
 	_, body = post(t, base+"/v1/messages", anthHeader("good"), tools)
-	if gjson.Get(body, "content.0.type").Str != "tool_use" || gjson.Get(body, "content.0.input.q").Str != "find cats" || gjson.Get(body, "stop_reason").Str != "tool_use" {
+	if gjson.Get(body, "content.0.type").Str != "tool_use" || gjson.Get(body, "content.0.input.query").Str != "find cats" || gjson.Get(body, "stop_reason").Str != "tool_use" {
 		t.Errorf("tool answer: %s", body)
 	}
 

@@ -127,7 +127,7 @@ func (p *Provider) responses(w http.ResponseWriter, r *http.Request, doc gjson.R
 	words := p.replyWords(arr[:0], t.last)
 	id := "resp_mock" + strconv.FormatUint(p.seq.Add(1), 10)
 	text := strings.Join(words, " ")
-	args := `{"q":` + string(quote(t.last)) + `}`
+	args := `{"query":` + string(quote(t.last)) + `}`
 	item := func(b []byte, status string, done bool) []byte {
 		if t.callsTool() {
 			b = append(b, `{"id":"fc_mock1","type":"function_call","status":"`+status+`","call_id":"call_mock1","name":`...)

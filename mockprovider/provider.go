@@ -92,6 +92,8 @@ type Provider struct {
 
 	mu   sync.Mutex // guards reqs
 	reqs []Request
+
+	faults faultState // misbehaviour on demand (faults.go)
 }
 
 // New returns a provider answering as opts say.
@@ -255,6 +257,9 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.canceled.Add(1)
 		return
 	}
+	if rt != routeModels && p.serveFault(w, r, key, req, stream) {
+		return
+	}
 
 	if key == "" {
 		errMissingKey.write(w)
@@ -297,7 +302,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case routeEmbeddings:
 		p.embeddings(w, req, quotedModel)
 	case routeChat:
-		if req.Get("tools").Exists() {
+		if req.Get("tools").IsArray() {
 			p.chatTools(w, r, req, quotedModel, stream)
 			return
 		}

@@ -116,7 +116,7 @@ func handleCountTokens(d Deps) http.Handler {
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		body, err := readBody(w, r, d.MaxBodyBytes)
+		body, err := readBody(w, r, d.MaxBodyBytes, d.RequestReadTimeout)
 		if err != nil {
 			respond.Error(w, d.Logger, err)
 			return
@@ -136,7 +136,7 @@ func handleCountTokens(d Deps) http.Handler {
 		}
 		g := d.Pool.Group(model.Str)
 		if g != nil && caller.AllowsModel(model.Str) && allAnthropic(g) {
-			relayTo(d, w, r, caller, start, provider.Request{
+			relayTo(d, w, r, caller, start, 0, provider.Request{
 				Dialect: provider.DialectMessages, Path: "messages/count_tokens", Body: body, Model: model.Str})
 			return
 		}
@@ -214,7 +214,7 @@ func handleMultipart(d Deps, path string) http.Handler {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "this route takes a multipart/form-data upload"))
 			return
 		}
-		body, err := readBody(w, r, d.MaxBodyBytes)
+		body, err := readBody(w, r, d.MaxBodyBytes, d.RequestReadTimeout)
 		if err != nil {
 			respond.Error(w, d.Logger, err)
 			return
@@ -224,7 +224,7 @@ func handleMultipart(d Deps, path string) http.Handler {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required form field: model"))
 			return
 		}
-		relayTo(d, w, r, caller, start, provider.Request{
+		relayTo(d, w, r, caller, start, 0, provider.Request{
 			Dialect: provider.DialectOther, Path: path, Body: body, ContentType: ct, Model: model})
 	})
 }

@@ -235,7 +235,7 @@ func TestTranslationTable(t *testing.T) {
 						}
 						a := readAnswer(t, caller, stream, body)
 						if content == "tools" {
-							if a.tool != "lookup" || gjson.Get(a.args, "q").Str != userText {
+							if a.tool != "lookup" || gjson.Get(a.args, "query").Str != userText {
 								t.Errorf("tool call %q %q, body %s", a.tool, a.args, body)
 							}
 							want := map[string]string{"chat": "tool_calls", "messages": "tool_use", "responses": "completed"}[caller]
@@ -259,7 +259,7 @@ func TestTranslationTable(t *testing.T) {
 						rec := recs[0]
 						wantOut := int64(12)
 						if content == "tools" {
-							wantOut = 8
+							wantOut = 5
 						}
 						if rec.Status != 200 || rec.Model != "m-"+prov || int64(rec.CompletionTokens) != wantOut || rec.PromptTokens < 5 {
 							t.Errorf("record: status %d model %s tokens %d/%d, want completion %d", rec.Status, rec.Model, rec.PromptTokens, rec.CompletionTokens, wantOut)

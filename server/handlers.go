@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -29,30 +30,18 @@ func handleRelay(d Deps, dialect provider.Dialect, path, required string) http.H
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		body, err := readBody(w, r, d.MaxBodyBytes)
+		body, err := readBody(w, r, d.MaxBodyBytes, d.RequestReadTimeout)
 		if err != nil {
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		if !gjson.ValidBytes(body) {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "request body is not valid JSON"))
+		f, err := readFields(body, required)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
 			return
 		}
-		model, need, stream := topFields(body, required)
-		if model.Type != gjson.String || model.Str == "" {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required field: model (a string)"))
-			return
-		}
-		if !need.Exists() {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required field: %s", required))
-			return
-		}
-		if stream.Exists() && stream.Type != gjson.True && stream.Type != gjson.False {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "field stream must be true or false"))
-			return
-		}
-		relayTo(d, w, r, caller, start, provider.Request{
-			Dialect: dialect, Path: path, Body: body, Model: model.Str, Stream: stream.Type == gjson.True,
+		relayTo(d, w, r, caller, start, f.maxTokens, provider.Request{
+			Dialect: dialect, Path: path, Body: body, Model: f.model.Str, Stream: f.stream.Type == gjson.True,
 		})
 	})
 }
@@ -60,8 +49,7 @@ func handleRelay(d Deps, dialect provider.Dialect, path, required string) http.H
 // relayTo runs what every relayed route shares once its body is read: the
 // model's group, the caller's right to it, whether its provider serves the
 // route, limits and budget, the relay, and settling with the real usage.
-func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, start time.Time, req provider.Request) {
-	dialect, body := req.Dialect, req.Body
+func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, start time.Time, maxTokens int, req provider.Request) {
 	g := d.Pool.Group(req.Model)
 	if g == nil {
 		respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "The model `%s` does not exist", req.Model))
@@ -71,19 +59,21 @@ func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, sta
 		respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotAllowed, "this token may not use model `%s`", req.Model))
 		return
 	}
-	if !servesRoute(g, dialect) {
-		respond.Error(w, d.Logger, keygate.Errorf(keygate.EUnsupportedEndpoint, "model `%s` is served by a provider (%s) that has no %s endpoint",
-			req.Model, g.Deployments[0].Model.Provider, "/v1/"+req.Path))
+	if !servesRoute(g, req.Dialect) {
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.EUnsupportedEndpoint, "model `%s` is served by a provider (%s) that has no /v1/%s endpoint",
+			req.Model, g.Deployments[0].Model.Provider, req.Path))
 		return
 	}
-	est := estimate(body, dialect, g)
+	est := estimate(req.Body, req.Dialect, maxTokens, g)
 	modelRate := d.modelRates.get(g)
 	if ok, wait := modelRate.Allow(start, est.tokens); !ok {
 		retryAfter(w, wait)
 		respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "model %s is over its requests or tokens per minute; retry in %s", g.ID, wait))
 		return
 	}
-	if ok, wait := caller.rate.Allow(start, est.tokens); !ok {
+	ok, wait := caller.rate.Allow(start, est.tokens)
+	rateHeaders(w.Header(), caller.rate, start)
+	if !ok {
 		retryAfter(w, wait)
 		respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "token %s is over its requests or tokens per minute; retry in %s", caller.Name, wait))
 		return
@@ -114,20 +104,15 @@ type cost struct {
 	cost   float64
 }
 
-func estimate(body []byte, dialect provider.Dialect, g *pool.Group) cost {
+func estimate(body []byte, dialect provider.Dialect, maxTokens int, g *pool.Group) cost {
 	prompt := len(body)/3 + 1
 	reply := 0
 	generates := dialect == provider.DialectChat || dialect == provider.DialectMessages || dialect == provider.DialectResponses
-	switch dialect {
-	case provider.DialectChat:
-		reply = int(gjson.GetBytes(body, "max_tokens").Int())
-		if reply == 0 {
-			reply = int(gjson.GetBytes(body, "max_completion_tokens").Int())
+	if generates {
+		reply = maxTokens // checked: 0 (absent) or 1…maxReplyTokens, so a reservation is never negative
+		if dialect == provider.DialectResponses && reply == 0 {
+			reply = int(min(max(gjson.GetBytes(body, "max_output_tokens").Int(), 0), maxReplyTokens))
 		}
-	case provider.DialectMessages:
-		reply = int(gjson.GetBytes(body, "max_tokens").Int())
-	case provider.DialectResponses:
-		reply = int(gjson.GetBytes(body, "max_output_tokens").Int())
 	}
 	var in, out float64
 	for _, d := range g.Deployments {
@@ -142,27 +127,19 @@ func estimate(body []byte, dialect provider.Dialect, g *pool.Group) cost {
 	return cost{tokens: prompt + reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
 }
 
-// topFields reads model, required and stream from the top level of a
-// JSON object in one pass; the values it skips are not decoded.
-func topFields(body []byte, required string) (model, need, stream gjson.Result) {
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "model":
-			model = v
-		case "stream":
-			stream = v
-		case required:
-			need = v
-		}
-		return true
-	})
-	return model, need, stream
-}
-
 // readBody reads the whole body, refusing one over limit with 413.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, tooLarge(limit)
+	}
+	// A caller trickling its body must not hold a request (and its
+	// goroutine and buffer) for ever; the deadline goes once it is read.
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
+		defer rc.SetReadDeadline(time.Time{})
 	}
 	size := r.ContentLength
 	if size < 0 || size > 1<<20 {
@@ -180,6 +157,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return nil, tooLarge(limit)
+			}
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil, keygate.Errorf(keygate.EInvalidRequest, "the request body did not arrive within %s", timeout)
 			}
 			return nil, keygate.Errorf(keygate.EInvalidRequest, "could not read request body: %v", err)
 		}
@@ -252,8 +233,15 @@ func handleReadyz(d Deps) http.Handler {
 	})
 }
 
-func handleNotFound() http.Handler {
+// handleNotFound answers a request no route took: 405 with Allow when the
+// path exists for other methods, else 404, both in the error shape.
+func handleNotFound(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			respond.Error(w, nil, keygate.Errorf(keygate.EMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+			return
+		}
 		respond.Error(w, nil, keygate.Errorf(keygate.ENotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
 }

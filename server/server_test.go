@@ -65,6 +65,7 @@ type setup struct {
 	models  func(base string) []keygate.Model
 	maxBody int64
 	policy  *keygate.KeyPolicy
+	tune    func(*relay.Relay) // changes to the relay's settings
 }
 
 func newFixture(t *testing.T, s setup) *fixture {
@@ -111,12 +112,15 @@ func newFixture(t *testing.T, s setup) *fixture {
 		s.maxBody = 32 << 20
 	}
 	checker := &keycheck.Checker{Pool: f.pool, Client: http.DefaultClient, Clock: f.clock, Logger: logger}
+	rl := &relay.Relay{
+		Pool: f.pool, Client: &http.Client{Transport: relay.NewTransport(10 * time.Second)}, Recorder: f.rec,
+		Logger: logger, Clock: f.clock, MaxResponseBytes: 64 << 20,
+	}
+	if s.tune != nil {
+		s.tune(rl)
+	}
 	h := server.New(server.Deps{
-		Logger: logger, Clock: f.clock, Pool: f.pool, Auth: auth, MaxBodyBytes: s.maxBody, Checker: checker,
-		Relay: &relay.Relay{
-			Pool: f.pool, Client: &http.Client{Transport: relay.NewTransport(10 * time.Second)}, Recorder: f.rec,
-			Logger: logger, Clock: f.clock, MaxResponseBytes: 64 << 20,
-		},
+		Logger: logger, Clock: f.clock, Pool: f.pool, Auth: auth, MaxBodyBytes: s.maxBody, Checker: checker, Relay: rl,
 	})
 	f.gateway = httptest.NewServer(h)
 	t.Cleanup(f.gateway.Close)
