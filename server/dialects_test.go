@@ -442,3 +442,48 @@ func TestOtherOpenAIRoutes(t *testing.T) {
 		t.Errorf("upstream %s %s", up.Path, up.Header.Get("Content-Type"))
 	}
 }
+
+// Keys on a native wire fail over and cool down by that vendor's own
+// error bodies: Anthropic's 429 rate_limit_error and its invalid x-api-key,
+// Gemini's RESOURCE_EXHAUSTED and API_KEY_INVALID; the caller never sees them.
+func TestNativeWireFailover(t *testing.T) {
+	const limited, invalid = "sk-native-limited-33", "sk-native-invalid-44"
+	f := newFixture(t, setup{
+		keys: map[string]mockprovider.Behavior{healthyKey1: mockprovider.OK, limited: mockprovider.RateLimited, invalid: mockprovider.InvalidKey},
+		opts: mockprovider.Options{Models: []string{"claude-test", "gemini-test"}},
+		models: func(base string) []keygate.Model {
+			root := strings.TrimSuffix(base, "/v1")
+			keys := []keygate.KeySpec{{Key: limited}, {Key: invalid}, {Key: healthyKey1}}
+			return []keygate.Model{
+				{ModelID: "c", Provider: "anthropic", BaseURL: root, UpstreamModel: "claude-test", KeyUsageMode: keygate.ModeSingle, APIKeys: keys},
+				{ModelID: "g", Provider: "gemini", BaseURL: root + "/v1beta", UpstreamModel: "gemini-test", KeyUsageMode: keygate.ModeSingle, APIKeys: keys},
+			}
+		},
+	})
+	// The invalid key, disabled by the first request, is not tried for the
+	// second model: an authentication failure is the key's, for every model.
+	for _, tc := range []struct{ path, body, attempts, want string }{
+		{"/v1/messages", `{"model":"c","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, "3", "event: message_stop"},
+		{"/v1/chat/completions", `{"model":"g","messages":[{"role":"user","content":"hi"}]}`, "2", "mock reply hi"},
+	} {
+		resp := f.post(t, tc.path, appToken, tc.body)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Keygate-Attempts") != tc.attempts || !bytes.Contains(body, []byte(tc.want)) {
+			t.Errorf("%s: %d attempts %s: %s", tc.path, resp.StatusCode, resp.Header.Get("X-Keygate-Attempts"), body)
+		}
+	}
+	now := f.clock.Now()
+	for _, k := range f.pool.Keys() {
+		v := k.View(now)
+		switch k.Masked() {
+		case keygate.Mask(limited):
+			if v.ErrorClass != "rate_limit_exceeded" {
+				t.Errorf("limited key: %s %s", v.Status, v.ErrorClass)
+			}
+		case keygate.Mask(invalid):
+			if v.ErrorClass != "authentication_error" {
+				t.Errorf("invalid key: %s %s", v.Status, v.ErrorClass)
+			}
+		}
+	}
+}
