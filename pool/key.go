@@ -151,7 +151,7 @@ type Slot struct {
 	Model     string
 	st        state
 	netStreak atomic.Int32 // network failures in a row
-	netSince  atomic.Int64 // when that streak began, unix nanoseconds
+	netSince  atomic.Int64 // the deployment's success count when that streak began
 }
 
 // admit reports whether an attempt may use the slot at now. A recovering

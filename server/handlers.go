@@ -138,9 +138,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.
 		timeout = 60 * time.Second
 	}
 	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
-		defer rc.SetReadDeadline(time.Time{})
-	}
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
 	size := r.ContentLength
 	if size < 0 || size > 1<<20 {
 		size = 512
@@ -151,6 +149,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
+			if deadline {
+				rc.SetReadDeadline(time.Time{}) // a stream may run for long after this
+			}
 			return buf, nil
 		}
 		if err != nil {
@@ -160,6 +161,8 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.
 			}
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
+				// The rest of the body will not come: no draining it.
+				w.Header().Set("Connection", "close")
 				return nil, keygate.Errorf(keygate.EInvalidRequest, "the request body did not arrive within %s", timeout)
 			}
 			return nil, keygate.Errorf(keygate.EInvalidRequest, "could not read request body: %v", err)

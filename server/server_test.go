@@ -55,6 +55,7 @@ const (
 	appToken    = "kg-test-app-token"
 	limitedTok  = "kg-test-limited-token"
 	expiredTok  = "kg-test-expired-token"
+	meteredTok  = "kg-test-metered-token"
 	healthyKey1 = "sk-healthy-one-111111"
 	healthyKey2 = "sk-healthy-two-222222"
 )
@@ -66,6 +67,8 @@ type setup struct {
 	maxBody int64
 	policy  *keygate.KeyPolicy
 	tune    func(*relay.Relay) // changes to the relay's settings
+	// readTimeout bounds reading request bodies (default: the server's).
+	readTimeout time.Duration
 }
 
 func newFixture(t *testing.T, s setup) *fixture {
@@ -107,6 +110,7 @@ func newFixture(t *testing.T, s setup) *fixture {
 		{Name: "app", Token: appToken, User: "alice", Models: []string{"*"}},
 		{Name: "limited", Token: limitedTok, Models: []string{"text-embedding-3-small"}},
 		{Name: "old", Token: expiredTok, ExpiresAt: &past},
+		{Name: "metered", Token: meteredTok, RPM: 5, TPM: 100000},
 	})
 	if s.maxBody == 0 {
 		s.maxBody = 32 << 20
@@ -121,6 +125,7 @@ func newFixture(t *testing.T, s setup) *fixture {
 	}
 	h := server.New(server.Deps{
 		Logger: logger, Clock: f.clock, Pool: f.pool, Auth: auth, MaxBodyBytes: s.maxBody, Checker: checker, Relay: rl,
+		RequestReadTimeout: s.readTimeout,
 	})
 	f.gateway = httptest.NewServer(h)
 	t.Cleanup(f.gateway.Close)
