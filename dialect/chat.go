@@ -232,29 +232,7 @@ func appendChatMessage(b []byte, m *Message) []byte {
 		} else {
 			b = append(b, text...)
 		}
-		calls := 0
-		for i := range m.Parts {
-			p := &m.Parts[i]
-			if p.Type != PartToolCall {
-				continue
-			}
-			if calls == 0 {
-				b = append(b, `,"tool_calls":[`...)
-			} else {
-				b = append(b, ',')
-			}
-			calls++
-			b = append(b, `{"id":`...)
-			b = appendLit(b, p.ID)
-			b = append(b, `,"type":"function","function":{"name":`...)
-			b = appendLit(b, p.Name)
-			b = append(b, `,"arguments":`...)
-			b = AppendString(b, p.Input)
-			b = append(b, "}}"...)
-		}
-		if calls > 0 {
-			b = append(b, ']')
-		}
+		b = appendToolCalls(b, m.Parts)
 		return append(b, '}')
 	}
 	// Tool results are messages of their own in OpenAI's dialect.
@@ -298,6 +276,35 @@ func appendChatMessage(b []byte, m *Message) []byte {
 		}
 	}
 	return append(b, "]}"...)
+}
+
+// appendToolCalls appends ,"tool_calls":[…] for the tool calls among
+// parts (nothing when there are none), their arguments as a JSON string.
+func appendToolCalls(b []byte, parts []Part) []byte {
+	calls := 0
+	for i := range parts {
+		p := &parts[i]
+		if p.Type != PartToolCall {
+			continue
+		}
+		if calls == 0 {
+			b = append(b, `,"tool_calls":[`...)
+		} else {
+			b = append(b, ',')
+		}
+		calls++
+		b = append(b, `{"id":`...)
+		b = appendLit(b, p.ID)
+		b = append(b, `,"type":"function","function":{"name":`...)
+		b = appendLit(b, p.Name)
+		b = append(b, `,"arguments":`...)
+		b = AppendString(b, p.Input)
+		b = append(b, "}}"...)
+	}
+	if calls > 0 {
+		b = append(b, ']')
+	}
+	return b
 }
 
 // joinText is the text parts of parts as one JSON string literal, or ""
@@ -396,29 +403,7 @@ func AppendChatResponse(b []byte, resp *Response, model string, created int64) [
 	} else {
 		b = append(b, "null"...)
 	}
-	calls := 0
-	for i := range resp.Parts {
-		p := &resp.Parts[i]
-		if p.Type != PartToolCall {
-			continue
-		}
-		if calls == 0 {
-			b = append(b, `,"tool_calls":[`...)
-		} else {
-			b = append(b, ',')
-		}
-		calls++
-		b = append(b, `{"id":`...)
-		b = appendLit(b, p.ID)
-		b = append(b, `,"type":"function","function":{"name":`...)
-		b = appendLit(b, p.Name)
-		b = append(b, `,"arguments":`...)
-		b = AppendString(b, p.Input)
-		b = append(b, "}}"...)
-	}
-	if calls > 0 {
-		b = append(b, ']')
-	}
+	b = appendToolCalls(b, resp.Parts)
 	b = append(b, `},"logprobs":null,"finish_reason":"`...)
 	b = append(b, chatFinish(resp.Stop)...)
 	b = append(b, `"}],"usage":`...)

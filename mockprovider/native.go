@@ -191,11 +191,7 @@ func (p *Provider) serveAnthropic(w http.ResponseWriter, r *http.Request) {
 		anthropicErr(404, "not_found_error", "Not Found").write(w)
 		return
 	}
-	body, err := readBody(r)
-	doc := gjson.Result{}
-	if err == nil && gjson.ValidBytes(body) {
-		doc = gjson.ParseBytes(body)
-	}
+	body, doc := readJSON(r)
 	model := doc.Get("model").Str
 	stream := doc.Get("stream").Bool()
 	if !p.admit(w, r, VendorAnthropic, key, model, stream, body, doc.IsObject() && doc.Get("messages").IsArray()) {
@@ -399,11 +395,7 @@ func (p *Provider) serveGemini(w http.ResponseWriter, r *http.Request) {
 		geminiErr(404, "NOT_FOUND", "Method not found.").write(w)
 		return
 	}
-	body, err := readBody(r)
-	doc := gjson.Result{}
-	if err == nil && gjson.ValidBytes(body) {
-		doc = gjson.ParseBytes(body)
-	}
+	body, doc := readJSON(r)
 	stream := method == "streamGenerateContent"
 	valid := doc.IsObject() && (doc.Get("contents").IsArray() || (method == "embedContent" && doc.Get("content").IsObject()))
 	if !p.admit(w, r, VendorGemini, key, model, stream, body, valid) {
@@ -552,11 +544,7 @@ func (p *Provider) serveAzure(w http.ResponseWriter, r *http.Request) {
 		response{404, jsonHeader, []byte(`{"error":{"code":"404","message":"Resource not found"}}`)}.write(w)
 		return
 	}
-	body, err := readBody(r)
-	doc := gjson.Result{}
-	if err == nil && gjson.ValidBytes(body) {
-		doc = gjson.ParseBytes(body)
-	}
+	body, doc := readJSON(r)
 	stream := op == "chat/completions" && doc.Get("stream").Bool()
 	if !p.admit(w, r, VendorAzure, key, dep, stream, body, doc.IsObject()) {
 		return
@@ -599,4 +587,14 @@ func (p *Provider) chatTools(w http.ResponseWriter, r *http.Request, req gjson.R
 	default:
 		p.chat(w, req, model)
 	}
+}
+
+// readJSON reads a request body and parses it; doc is zero when the body
+// is unreadable or not JSON.
+func readJSON(r *http.Request) ([]byte, gjson.Result) {
+	body, err := readBody(r)
+	if err != nil || !gjson.ValidBytes(body) {
+		return body, gjson.Result{}
+	}
+	return body, gjson.ParseBytes(body)
 }

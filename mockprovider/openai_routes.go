@@ -25,12 +25,8 @@ func (p *Provider) serveOpenAIRoute(w http.ResponseWriter, r *http.Request) {
 			body = []byte("multipart model=" + model)
 		}
 	} else {
-		var err error
-		body, err = readBody(r)
-		if err == nil && gjson.ValidBytes(body) {
-			doc = gjson.ParseBytes(body)
-			model, ok = doc.Get("model").Str, doc.IsObject()
-		}
+		body, doc = readJSON(r)
+		model, ok = doc.Get("model").Str, doc.IsObject()
 	}
 	stream := doc.Get("stream").Bool()
 	if ok && model == "" {
