@@ -13,6 +13,7 @@ import (
 	"github.com/keygate/keygate/dialect"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
+	"github.com/keygate/keygate/provider/bridge"
 	"github.com/keygate/keygate/respond"
 	"github.com/keygate/keygate/tokenizer"
 	"github.com/tidwall/gjson"
@@ -27,6 +28,21 @@ func servesRoute(g *pool.Group, d provider.Dialect) bool {
 		}
 	}
 	return false
+}
+
+// translatable checks, once, a request that some deployment of g must
+// translate: what cannot be translated is the caller's error (400), not a
+// failed attempt on every key.
+func translatable(g *pool.Group, req *provider.Request) error {
+	for _, dep := range g.Deployments {
+		if bridge.Translates(provider.For(dep.Model.Provider).Name(), req.Dialect) {
+			if err := bridge.Check(req.Dialect, req.Body); err != nil {
+				return keygate.Errorf(keygate.EInvalidRequest, "%s (model `%s` is served by %s)", err.Error(), req.Model, dep.Model.Provider)
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // handleMessages serves Anthropic's Messages API (the Anthropic SDK,

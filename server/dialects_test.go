@@ -487,3 +487,28 @@ func TestNativeWireFailover(t *testing.T) {
 		}
 	}
 }
+
+// What no translation can carry is the caller's 400, and no key is tried.
+func TestUntranslatableIsTheCallersError(t *testing.T) {
+	f := nativeFixture(t)
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/responses", `{"model":"m-anthropic","input":"x","tools":[{"type":"web_search"}]}`},
+		{"/v1/responses", `{"model":"m-gemini","input":"x","previous_response_id":"resp_1"}`},
+		{"/v1/chat/completions", `{"model":"m-anthropic","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}`},
+		{"/v1/messages", `{"model":"m-openai","max_tokens":5,"messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}`},
+	} {
+		resp := f.post(t, tc.path, appToken, tc.body)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 400 || !bytes.Contains(body, []byte("invalid_request")) {
+			t.Errorf("%s %s: %d %s", tc.path, tc.body, resp.StatusCode, body)
+		}
+	}
+	if n := len(f.provider.Requests()); n != 0 {
+		t.Errorf("the provider got %d requests", n)
+	}
+	// The same request on a deployment of the caller's own dialect goes as it is.
+	resp := f.post(t, "/v1/responses", appToken, `{"model":"m-openai","input":"x","tools":[{"type":"web_search"}]}`)
+	if resp.StatusCode != 200 {
+		t.Errorf("responses with web_search on openai: %d", resp.StatusCode)
+	}
+}

@@ -64,6 +64,10 @@ func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, sta
 			req.Model, g.Deployments[0].Model.Provider, req.Path))
 		return
 	}
+	if err := translatable(g, &req); err != nil {
+		respond.Error(w, d.Logger, err)
+		return
+	}
 	est := estimate(req.Body, req.Dialect, maxTokens, g)
 	modelRate := d.modelRates.get(g)
 	if ok, wait := modelRate.Allow(start, est.tokens); !ok {

@@ -39,6 +39,31 @@ func Generates(d provider.Dialect) bool {
 	return d == provider.DialectChat || d == provider.DialectResponses || d == provider.DialectMessages
 }
 
+// Translates reports whether a deployment of provider translates a caller
+// speaking d, rather than relaying its bytes.
+func Translates(provider_ string, d provider.Dialect) bool {
+	if !Generates(d) {
+		return false
+	}
+	switch provider_ {
+	case dialect.WireAnthropic:
+		return d != provider.DialectMessages
+	case dialect.WireGemini:
+		return true
+	case "azure":
+		return d != provider.DialectChat
+	}
+	return d == provider.DialectMessages // openai and every compatible service
+}
+
+// Check reports what in a request no translation can carry (a field of
+// the wrong type, a content part or tool only the caller's own provider
+// has), so the caller gets a 400 before any key is tried.
+func Check(d provider.Dialect, body []byte) error {
+	_, err := dialect.ParseRequest(Caller(d), body)
+	return err
+}
+
 // RenameModel is body with its model set to the deployment's upstream name
 // when that differs from what the caller asked for; else body itself.
 func RenameModel(req *provider.Request, m *keygate.Model) []byte {
