@@ -79,6 +79,12 @@ func ParseChatRequest(body []byte) (*Request, error) {
 	req.Stop = stops(doc.Get("stop"))
 	req.Stream = doc.Get("stream").Bool()
 	req.IncludeUsage = doc.Get("stream_options.include_usage").Bool()
+	switch rf := doc.Get("response_format"); rf.Get("type").Str {
+	case "json_object":
+		req.JSON = true
+	case "json_schema":
+		req.JSON, req.Schema, req.SchemaName = true, objectOr(rf.Get("json_schema.schema").Raw), literal(rf.Get("json_schema.name"))
+	}
 	return req, nil
 }
 
@@ -196,6 +202,19 @@ func AppendChatRequest(b []byte, req *Request, model string) []byte {
 	if len(req.Stop) > 0 {
 		b = append(b, `,"stop":`...)
 		b = appendLits(b, req.Stop)
+	}
+	if req.Schema != "" {
+		b = append(b, `,"response_format":{"type":"json_schema","json_schema":{"name":`...)
+		if req.SchemaName == "" {
+			b = append(b, `"answer"`...)
+		} else {
+			b = append(b, req.SchemaName...)
+		}
+		b = append(b, `,"schema":`...)
+		b = append(b, req.Schema...)
+		b = append(b, "}}"...)
+	} else if req.JSON {
+		b = append(b, `,"response_format":{"type":"json_object"}`...)
 	}
 	if req.Stream {
 		b = append(b, `,"stream":true,"stream_options":{"include_usage":true}`...)

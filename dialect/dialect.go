@@ -110,6 +110,12 @@ type Request struct {
 	// IncludeUsage is OpenAI's stream_options.include_usage: the caller
 	// wants the usage chunk.
 	IncludeUsage bool
+	// JSON asks for a JSON answer (OpenAI's response_format json_object or
+	// json_schema, the Responses API's text.format); Schema, if set, is the
+	// JSON Schema it must follow, with SchemaName its name.
+	JSON       bool
+	Schema     string
+	SchemaName string
 }
 
 // StopReason is why generation stopped.

@@ -566,3 +566,26 @@ func TestBadRequests(t *testing.T) {
 		}
 	}
 }
+
+// Structured output: OpenAI's response_format and the Responses API's
+// text.format become Gemini's responseMimeType and responseJsonSchema, and
+// chat's response_format for an Azure (chat) upstream.
+func TestJSONOutput(t *testing.T) {
+	req, err := ParseChatRequest([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],
+	  "response_format":{"type":"json_schema","json_schema":{"name":"person","schema":{"type":"object","properties":{"age":{"type":"integer"}}}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := mustJSON(t, AppendGeminiRequest(nil, req))
+	eq(t, g, "generationConfig.responseMimeType", "application/json")
+	eq(t, g, "generationConfig.responseJsonSchema.properties.age.type", "integer")
+
+	req, _ = ParseResponsesRequest([]byte(`{"model":"m","input":"x","text":{"format":{"type":"json_schema","name":"p","schema":{"type":"object"}}}}`))
+	c := mustJSON(t, AppendChatRequest(nil, req, "gpt"))
+	eq(t, c, "response_format.type", "json_schema")
+	eq(t, c, "response_format.json_schema.name", "p")
+	eq(t, c, "response_format.json_schema.schema.type", "object")
+
+	req, _ = ParseChatRequest([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}`))
+	eq(t, mustJSON(t, AppendGeminiRequest(nil, req)), "generationConfig.responseMimeType", "application/json")
+}

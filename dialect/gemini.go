@@ -82,6 +82,14 @@ func AppendGeminiRequest(b []byte, req *Request) []byte {
 		b = field(b, "stopSequences")
 		b = appendLits(b, req.Stop)
 	}
+	if req.JSON {
+		b = field(b, "responseMimeType")
+		b = append(b, `"application/json"`...)
+		if req.Schema != "" {
+			b = field(b, "responseJsonSchema")
+			b = append(b, req.Schema...)
+		}
+	}
 	return append(b, "}}"...)
 }
 

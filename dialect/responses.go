@@ -58,6 +58,12 @@ func ParseResponsesRequest(body []byte) (*Request, error) {
 	req.TopP = number(doc.Get("top_p"))
 	req.Stream = doc.Get("stream").Bool()
 	req.IncludeUsage = true
+	switch f := doc.Get("text.format"); f.Get("type").Str {
+	case "json_object":
+		req.JSON = true
+	case "json_schema":
+		req.JSON, req.Schema, req.SchemaName = true, objectOr(f.Get("schema").Raw), literal(f.Get("name"))
+	}
 	return req, nil
 }
 
