@@ -391,21 +391,36 @@ func (p *Provider) serveGemini(w http.ResponseWriter, r *http.Request) {
 	}
 	rest := strings.TrimPrefix(r.URL.Path, "/v1beta/models/")
 	model, method, found := strings.Cut(rest, ":")
-	if !found || (method != "generateContent" && method != "streamGenerateContent" && method != "embedContent") {
+	if !found || (method != "generateContent" && method != "streamGenerateContent" && method != "embedContent" && method != "batchEmbedContents") {
 		geminiErr(404, "NOT_FOUND", "Method not found.").write(w)
 		return
 	}
 	body, doc := readJSON(r)
 	stream := method == "streamGenerateContent"
-	valid := doc.IsObject() && (doc.Get("contents").IsArray() || (method == "embedContent" && doc.Get("content").IsObject()))
+	valid := doc.IsObject() && (doc.Get("contents").IsArray() || (method == "embedContent" && doc.Get("content").IsObject()) ||
+		(method == "batchEmbedContents" && doc.Get("requests").IsArray()))
 	if !p.admit(w, r, VendorGemini, key, model, stream, body, valid) {
 		return
 	}
-	if method == "embedContent" {
+	switch method {
+	case "embedContent":
 		text := doc.Get("content.parts.0.text").Str
 		b := append([]byte(`{"embedding":{"values":`), appendEmbedding(nil, embedding(text), false)...)
 		w.Header()["Content-Type"] = jsonHeader["Content-Type"]
 		w.Write(append(b, "}}"...))
+		return
+	case "batchEmbedContents":
+		b := []byte(`{"embeddings":[`)
+		doc.Get("requests").ForEach(func(_, rq gjson.Result) bool {
+			if b[len(b)-1] != '[' {
+				b = append(b, ',')
+			}
+			b = append(b, `{"values":`...)
+			b = append(appendEmbedding(b, embedding(rq.Get("content.parts.0.text").Str), false), '}')
+			return true
+		})
+		w.Header()["Content-Type"] = jsonHeader["Content-Type"]
+		w.Write(append(b, "]}"...))
 		return
 	}
 	t := geminiTurn(doc)

@@ -183,6 +183,11 @@ func TestResponsesAndOtherRoutes(t *testing.T) {
 		t.Errorf("completions: %s", body)
 	}
 
+	_, body = post(t, base+"/v1/rerank", auth, `{"model":"gpt-test","query":"q","documents":["a","b","c"]}`)
+	if gjson.Get(body, "results.2.index").Int() != 2 || gjson.Get(body, "results.#").Int() != 3 {
+		t.Errorf("rerank: %s", body)
+	}
+
 	var form bytes.Buffer
 	mw := multipart.NewWriter(&form)
 	mw.WriteField("model", "whisper-1")

@@ -66,15 +66,17 @@ func (p *Provider) serveOpenAIRoute(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ID3mock-audio"))
 	case "/v1/rerank":
 		b := []byte(`{"id":"rerank-mock","results":[`)
-		doc.Get("documents").ForEach(func(k, _ gjson.Result) bool {
-			if k.Int() > 0 {
+		i := int64(0)
+		doc.Get("documents").ForEach(func(_, _ gjson.Result) bool {
+			if i > 0 {
 				b = append(b, ',')
 			}
 			b = append(b, `{"index":`...)
-			b = appendInt(b, k.Int())
+			b = appendInt(b, i)
 			b = append(b, `,"relevance_score":`...)
-			b = strconv.AppendFloat(b, 1/float64(k.Int()+1), 'f', 4, 64)
+			b = strconv.AppendFloat(b, 1/float64(i+1), 'f', 4, 64)
 			b = append(b, '}')
+			i++
 			return true
 		})
 		b = append(b, `],"meta":{"billed_units":{"search_units":1}},"usage":{"total_tokens":`...)

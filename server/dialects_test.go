@@ -512,3 +512,29 @@ func TestUntranslatableIsTheCallersError(t *testing.T) {
 		t.Errorf("responses with web_search on openai: %d", resp.StatusCode)
 	}
 }
+
+// Embeddings on a Gemini deployment: embedContent for one input,
+// batchEmbedContents for a list, answered in OpenAI's shape.
+func TestGeminiEmbeddings(t *testing.T) {
+	f := nativeFixture(t)
+	for _, in := range []string{`"one text"`, `["first","second"]`} {
+		resp := f.post(t, "/v1/embeddings", appToken, `{"model":"m-gemini","input":`+in+`}`)
+		body, _ := io.ReadAll(resp.Body)
+		doc := gjson.ParseBytes(body)
+		n := 1
+		if strings.HasPrefix(in, "[") {
+			n = 2
+		}
+		if resp.StatusCode != 200 || doc.Get("object").Str != "list" || len(doc.Get("data").Array()) != n ||
+			len(doc.Get("data.0.embedding").Array()) != 8 || doc.Get("model").Str != "m-gemini" {
+			t.Errorf("%s: %d %s", in, resp.StatusCode, body)
+		}
+	}
+	reqs := f.provider.Requests()
+	if len(reqs) != 2 || !strings.HasSuffix(reqs[0].Path, ":embedContent") || !strings.HasSuffix(reqs[1].Path, ":batchEmbedContents") {
+		t.Errorf("upstream paths %v", reqs)
+	}
+	if rec := f.rec.all(); len(rec) != 2 || rec[1].PromptTokens == 0 {
+		t.Errorf("usage counted by keygate: %+v", rec)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,8 +82,9 @@ func embedRequest(base, model string, body []byte) (string, []byte) {
 		return base + "/models/" + model + ":embedContent", append(b, "}]}}"...)
 	}
 	b := []byte(`{"requests":[`)
-	in.ForEach(func(k, v gjson.Result) bool {
-		if k.Int() > 0 {
+	first := true
+	in.ForEach(func(_, v gjson.Result) bool {
+		if !first {
 			b = append(b, ',')
 		}
 		b = append(b, `{"model":"models/`...)
@@ -90,6 +92,7 @@ func embedRequest(base, model string, body []byte) (string, []byte) {
 		b = append(b, `","content":{"parts":[{"text":`...)
 		b = append(b, quoted(v)...)
 		b = append(b, "}]}}"...)
+		first = false
 		return true
 	})
 	return base + "/models/" + model + ":batchEmbedContents", append(b, "]}"...)
@@ -120,12 +123,14 @@ func (Adapter) Answer(req *provider.Request, status int, h http.Header, body []b
 		return nil, provider.Usage{}, &f
 	}
 	out := []byte(`{"object":"list","data":[`)
-	vectors.ForEach(func(k, v gjson.Result) bool {
-		if k.Int() > 0 {
+	i := 0
+	vectors.ForEach(func(_, v gjson.Result) bool {
+		if i > 0 {
 			out = append(out, ',')
 		}
 		out = append(out, `{"object":"embedding","index":`...)
-		out = append(out, k.Raw...)
+		out = strconv.AppendInt(out, int64(i), 10)
+		i++
 		out = append(out, `,"embedding":`...)
 		out = append(out, v.Get("values").Raw...)
 		out = append(out, '}')
