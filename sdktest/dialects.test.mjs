@@ -99,6 +99,12 @@ for (const model of ['claude-3-5-haiku-latest', 'gpt-4o-mini']) {
   });
 }
 
+test('anthropic sdk: models.list in Anthropic\'s shape', async () => {
+  const ids = [];
+  for await (const m of anthropic.models.list()) ids.push(m.id);
+  assert.ok(ids.includes('claude-3-5-haiku-latest') && ids.includes('gpt-4o-mini'), ids.join(','));
+});
+
 test('anthropic sdk: a bearer token (Claude Code with ANTHROPIC_AUTH_TOKEN) and count_tokens', async () => {
   const bearer = new Anthropic({ baseURL: kg.url, authToken: kg.token, apiKey: null, maxRetries: 0 });
   const msg = await bearer.messages.create({ model: 'claude-3-5-haiku-latest', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] });

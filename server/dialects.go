@@ -263,3 +263,56 @@ func formField(body []byte, boundary, name string) (string, error) {
 		}
 	}
 }
+
+// handleModelsAnthropic answers GET /v1/models in Anthropic's shape when
+// the caller is an Anthropic client (it sends anthropic-version, and
+// perhaps its token as x-api-key); everyone else gets OpenAI's list.
+func handleModelsAnthropic(d Deps, openai http.Handler) http.Handler {
+	list := anthropicRoute(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, err := d.Auth.Client(r)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
+		b := []byte(`{"data":[`)
+		var first, last string
+		for _, id := range d.Pool.ModelIDs() {
+			if !caller.AllowsModel(id) {
+				continue
+			}
+			if first == "" {
+				first = id
+			} else {
+				b = append(b, ',')
+			}
+			last = id
+			b = append(b, `{"type":"model","id":`...)
+			b = dialect.AppendString(b, id)
+			b = append(b, `,"display_name":`...)
+			b = dialect.AppendString(b, id)
+			b = append(b, `,"created_at":"1970-01-01T00:00:00Z"}`...)
+		}
+		b = append(b, `],"has_more":false,"first_id":`...)
+		b = appendNullable(b, first)
+		b = append(b, `,"last_id":`...)
+		b = appendNullable(b, last)
+		b = append(b, '}')
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.Write(b)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Anthropic-Version") != "" {
+			list.ServeHTTP(w, r)
+			return
+		}
+		openai.ServeHTTP(w, r)
+	})
+}
+
+func appendNullable(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return dialect.AppendString(b, s)
+}

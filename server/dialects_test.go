@@ -538,3 +538,30 @@ func TestGeminiEmbeddings(t *testing.T) {
 		t.Errorf("usage counted by keygate: %+v", rec)
 	}
 }
+
+func TestModelsInAnthropicShape(t *testing.T) {
+	f := nativeFixture(t)
+	req, _ := http.NewRequest(http.MethodGet, f.gateway.URL+"/v1/models", nil)
+	req.Header.Set("x-api-key", appToken)
+	req.Header.Set("anthropic-version", "2023-06-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	doc := gjson.ParseBytes(body)
+	if resp.StatusCode != 200 || doc.Get("data.0.type").Str != "model" || doc.Get("has_more").Type != gjson.False || doc.Get("data.#").Int() != 4 {
+		t.Errorf("%d %s", resp.StatusCode, body)
+	}
+	resp2 := f.post(t, "/v1/models", "", "") // POST: not this route
+	resp2.Body.Close()
+	req, _ = http.NewRequest(http.MethodGet, f.gateway.URL+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+appToken)
+	resp, _ = http.DefaultClient.Do(req)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if gjson.GetBytes(body, "object").Str != "list" {
+		t.Errorf("OpenAI callers keep OpenAI's list: %s", body)
+	}
+}

@@ -26,7 +26,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	}
 
 	models := handleModels(d)
-	mux.Handle("GET /v1/models", models)
+	mux.Handle("GET /v1/models", handleModelsAnthropic(d, models))
 	mux.Handle("GET /api/v1/llm/models", models)
 	mux.Handle("GET /v1/models/{id}", handleModel(d))
 
