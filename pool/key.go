@@ -67,6 +67,10 @@ func (k *Key) Masked() string { return *k.masked.Load() }
 // Source is the key service a fetched key comes from, or nil for a static key.
 func (k *Key) Source() *keygate.KeySource { return k.source }
 
+// Bearer reports whether the key goes upstream as "Authorization: Bearer"
+// whatever the provider (an OAuth 2.0 or Google access token).
+func (k *Key) Bearer() bool { return k.source != nil && k.source.Bearer() }
+
 // SetLease installs a freshly fetched secret valid until expiresAt.
 func (k *Key) SetLease(secret string, expiresAt time.Time) {
 	k.setSecret(secret)

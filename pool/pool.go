@@ -188,12 +188,13 @@ func (p *Pool) keyFor(secret string, weight int) *Key {
 	return k
 }
 
-// fetchedKeyFor returns the one *Key fed by a key service (the same URL
-// and scene code is one source). Its id comes from the source, since its
+// fetchedKeyFor returns the one *Key fed by a key source (the same
+// Identity is one source: a key service's URL and scene code, a command's
+// argv, an OAuth 2.0 client, a service account). Its id comes from the source, since its
 // secret changes with every fetch; until the first fetch it is unusable.
 // Called with p.mu held.
 func (p *Pool) fetchedKeyFor(src *keygate.KeySource) *Key {
-	id := p.hasher.ID("key_source\x00" + src.URL + "\x00" + src.SceneCode)
+	id := p.hasher.ID(src.Identity())
 	k := p.keys[id]
 	if k == nil {
 		k = newKey(id, "", 0)

@@ -51,10 +51,15 @@ type KeyView struct {
 	Source              *SourceView `json:"source,omitempty"`
 }
 
-// SourceView describes a key fetched from a key service.
+// SourceView describes where a fetched key comes from and how that goes
+// (SPEC section 5): the type, its state (starting, ready, failing, down),
+// the last refresh, the expiry and the last error. It holds no secret.
 type SourceView struct {
-	URL       string    `json:"url"`
-	SceneCode string    `json:"scene_code"`
+	Type      string    `json:"type"`
+	Target    string    `json:"target"`
+	State     string    `json:"state"`
+	URL       string    `json:"url,omitempty"`
+	SceneCode string    `json:"scene_code,omitempty"`
 	FetchedAt time.Time `json:"fetched_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Fetches   int       `json:"fetches"`

@@ -12,5 +12,7 @@ go vet ./...
 go test -race -count=1 -timeout 10m ./...
 # The bulk import's time budget, without the race detector's slowdown.
 go test -count=1 -run 'TestKeysImportTenThousand' ./cli/
+# The official OpenAI SDKs (npm openai, openai-go) against a real keygate.
+./scripts/sdk-test.sh
 # The official Anthropic and OpenAI SDKs against every dialect and provider format.
 ./scripts/sdk-test-dialects.sh

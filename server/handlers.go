@@ -201,11 +201,7 @@ func handleModels(d Deps) http.Handler {
 			if !caller.AllowsModel(id) {
 				continue
 			}
-			owner := "keygate"
-			if g := d.Pool.Group(id); g != nil && len(g.Deployments) > 0 {
-				owner = g.Deployments[0].Model.Provider
-			}
-			data = append(data, modelEntry{ID: id, Object: "model", OwnedBy: owner})
+			data = append(data, modelObject(d.Pool.Group(id), id))
 		}
 		respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 	})
