@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 harness_pid=
 cleanup() {
-	[ -n "$harness_pid" ] && kill "$harness_pid" 2>/dev/null && wait "$harness_pid" 2>/dev/null
+	[ -n "$harness_pid" ] && kill "$harness_pid" 2>/dev/null && wait "$harness_pid" 2>/dev/null || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -15,5 +15,3 @@ go test -race -count=1 -timeout 10m ./...
 go test -count=1 -run 'TestKeysImportTenThousand' ./cli/
 # The official OpenAI SDKs (npm openai, openai-go) against a real keygate.
 ./scripts/sdk-test.sh
-# The official Anthropic and OpenAI SDKs against every dialect and provider format.
-./scripts/sdk-test-dialects.sh

@@ -1,11 +1,17 @@
 // Starts `keygate demo` (its mock provider speaks every provider format,
 // with a model behind each) on a free loopback port and reads the
 // addresses and tokens from its banner.
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export async function startDemo() {
-  const bin = process.env.KEYGATE_BIN;
-  if (!bin) throw new Error('KEYGATE_BIN must name a built keygate binary (scripts/sdk-test-dialects.sh builds one)');
+  let bin = process.env.KEYGATE_BIN;
+  if (!bin) { // scripts/sdk-test.sh runs this from sdktest/node
+    bin = join(mkdtempSync(join(tmpdir(), 'keygate-sdk-')), 'keygate');
+    execFileSync('go', ['build', '-o', bin, './cmd/keygate'], { cwd: new URL('../..', import.meta.url).pathname, stdio: 'inherit' });
+  }
   const proc = spawn(bin, ['demo', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const banner = await new Promise((resolve, reject) => {
