@@ -23,27 +23,23 @@ const (
 	EUpstream         = "upstream_error"
 	EInternal         = "internal_error"
 	EMethodNotAllowed = "method_not_allowed"
-	// EUnsupportedEndpoint: the model's provider cannot serve the route
-	// (embeddings on an anthropic deployment, say).
-	EUnsupportedEndpoint = "unsupported_endpoint"
 )
 
 var statusByCode = map[string]int{
-	EInvalidAPIKey:       http.StatusUnauthorized,
-	EModelNotAllowed:     http.StatusForbidden,
-	EForbidden:           http.StatusForbidden,
-	EModelNotFound:       http.StatusNotFound,
-	ENotFound:            http.StatusNotFound,
-	EInvalidRequest:      http.StatusBadRequest,
-	ERequestTooLarge:     http.StatusRequestEntityTooLarge,
-	ERateLimit:           http.StatusTooManyRequests,
-	EBudgetExceeded:      http.StatusTooManyRequests,
-	ENoAvailableKey:      http.StatusServiceUnavailable,
-	EConflict:            http.StatusConflict,
-	EUpstream:            http.StatusBadGateway,
-	EUnsupportedEndpoint: http.StatusBadRequest,
-	EMethodNotAllowed:    http.StatusMethodNotAllowed,
-	EInternal:            http.StatusInternalServerError,
+	EInvalidAPIKey:    http.StatusUnauthorized,
+	EModelNotAllowed:  http.StatusForbidden,
+	EForbidden:        http.StatusForbidden,
+	EModelNotFound:    http.StatusNotFound,
+	ENotFound:         http.StatusNotFound,
+	EInvalidRequest:   http.StatusBadRequest,
+	ERequestTooLarge:  http.StatusRequestEntityTooLarge,
+	ERateLimit:        http.StatusTooManyRequests,
+	EBudgetExceeded:   http.StatusTooManyRequests,
+	ENoAvailableKey:   http.StatusServiceUnavailable,
+	EConflict:         http.StatusConflict,
+	EUpstream:         http.StatusBadGateway,
+	EMethodNotAllowed: http.StatusMethodNotAllowed,
+	EInternal:         http.StatusInternalServerError,
 }
 
 // Error is an error whose Message is safe to show a caller.

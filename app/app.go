@@ -157,8 +157,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 
 	a.recorder = usage.NewRecorder(db, a.log, usage.Options{Clock: a.clock})
 	m := metrics.New(a.pool, a.clock)
-	go tokenizer.Warm() // off the request path: the first request needing it must not pay the load
 	a.metrics.Store(m)
+	go tokenizer.Warm() // off the request path: the first request needing it must not pay the load
 	rl := &relay.Relay{
 		StreamIdle:       cfg.StreamIdleTimeout,
 		BodyTimeout:      cfg.StreamIdleTimeout,
@@ -193,9 +193,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 	a.handler = server.New(server.Deps{
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
-		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, RequestReadTimeout: cfg.RequestReadTimeout, Tokens: db, Usage: db,
-		ReloadTokens: a.announced("tokens", a.reloadTokens), Checker: a.checker,
-		Metrics: m.Handler(), SharedLimits: a.sharedLimits(), Ready: ready,
+		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.announced("tokens", a.reloadTokens), Checker: a.checker,
+		Metrics: m.Handler(), SharedLimits: a.sharedLimits(), Ready: ready, RequestReadTimeout: cfg.RequestReadTimeout,
 		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins,
 			Reload: a.announced("models", a.reload), UsersChanged: a.announced("users", a.reloadUsers)},
 	})
