@@ -35,6 +35,7 @@ const (
 	FaultErrorIn200       Fault = "error_in_200"       // 200 {"error":{… insufficient_quota}}
 	FaultStreamErrorEvent Fault = "stream_error_event" // a stream whose first event is an error object (not streamed: as FaultErrorIn200)
 	FaultRetryAfterDate   Fault = "retry_after_date"   // 429 with Retry-After as an HTTP date, FaultOptions.RetryAfter ahead
+	FaultRetryAfter1s     Fault = "retry_after_1s"     // 429 with Retry-After: 1, for clients that honour it
 	FaultReset            Fault = "reset"              // the connection reset before any header
 	FaultClose            Fault = "close"              // the connection closed before any header
 	FaultOrgHeader401     Fault = "org_header_401"     // 401 mismatched_organization if the request carries OpenAI-Organization
@@ -212,6 +213,9 @@ func (p *Provider) serveFault(w http.ResponseWriter, r *http.Request, key string
 		writeJSON(w, http.StatusOK, e)
 	case FaultRetryAfterDate:
 		w.Header().Set("Retry-After", o.Now().Add(o.RetryAfter).UTC().Format(http.TimeFormat))
+		writeJSON(w, http.StatusTooManyRequests, openAIError("Rate limit reached for requests", "requests", "rate_limit_exceeded"))
+	case FaultRetryAfter1s:
+		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusTooManyRequests, openAIError("Rate limit reached for requests", "requests", "rate_limit_exceeded"))
 	case FaultReset:
 		abort(w, true)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/respond"
 )
 
@@ -22,12 +23,18 @@ func handleModel(d Deps) http.Handler {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "The model `%s` does not exist", id))
 			return
 		}
-		owner := "keygate"
-		if len(g.Deployments) > 0 && g.Deployments[0].Model.Provider != "" {
-			owner = g.Deployments[0].Model.Provider
-		}
-		respond.JSON(w, http.StatusOK, modelEntry{ID: id, Object: "model", OwnedBy: owner})
+		respond.JSON(w, http.StatusOK, modelObject(g, id))
 	})
+}
+
+// modelObject is a model in OpenAI's shape, owned by its first
+// deployment's provider.
+func modelObject(g *pool.Group, id string) modelEntry {
+	owner := "keygate"
+	if g != nil && len(g.Deployments) > 0 && g.Deployments[0].Model.Provider != "" {
+		owner = g.Deployments[0].Model.Provider
+	}
+	return modelEntry{ID: id, Object: "model", OwnedBy: owner}
 }
 
 // allowedMethods lists the methods another route of mux answers for the
