@@ -13,5 +13,7 @@ go vet ./...
 go test -race -count=1 -timeout 10m ./...
 # The bulk import's time budget, without the race detector's slowdown.
 go test -count=1 -run 'TestKeysImportTenThousand' ./cli/
+# The official OpenAI SDKs (npm openai, openai-go) against a real keygate.
+./scripts/sdk-test.sh
 # The dashboard in real headless Chromium against a running keygate demo.
 ./scripts/dashboard-test.sh
