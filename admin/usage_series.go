@@ -16,7 +16,8 @@ const maxBuckets = 1000
 // HandleUsageSeries answers GET /api/v1/usage/series: requests, errors,
 // tokens, cost and latency per time bucket, by model, key, user or token.
 // ?from= and ?to= (RFC 3339; default the last 24 h), ?bucket= in seconds
-// (default one that cuts the range into 24 to 60 buckets), ?group_by=
+// (default one that cuts the range into 24 to 60 buckets; buckets of
+// whole minutes start at the minute of from), ?group_by=
 // (default none), ?key= and ?model= narrow it.
 func HandleUsageSeries(d Deps, usage keygate.UsageSeriesReader) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,6 +45,11 @@ func HandleUsageSeries(d Deps, usage keygate.UsageSeriesReader) http.Handler {
 				return
 			}
 			q.Bucket = time.Duration(n) * time.Second
+		}
+		if q.Bucket%time.Minute == 0 {
+			// Buckets of whole minutes start on a minute, so they are read
+			// from the per-minute rollups.
+			q.From = q.From.Truncate(time.Minute)
 		}
 		if q.To.Sub(q.From)/q.Bucket > maxBuckets {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "bucket: more than %d buckets from %s to %s; choose a wider bucket", maxBuckets, q.From.Format(time.RFC3339), q.To.Format(time.RFC3339)))

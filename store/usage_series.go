@@ -10,9 +10,10 @@ import (
 	"github.com/keygate/keygate"
 )
 
-// UsageSeries totals usage records per time bucket and group, in one
-// GROUP BY over the time index: the database aggregates, not the caller.
-// Buckets with no records are left out.
+// UsageSeries totals usage per time bucket and group. Whole minutes come
+// from the per-minute rollups when the buckets are whole minutes from a
+// whole minute (as the admin route asks), the rest from the raw records,
+// so the sums are exact either way. Buckets with no records are left out.
 func (db *DB) UsageSeries(ctx context.Context, q keygate.SeriesQuery) ([]keygate.UsageBucket, error) {
 	col, ok := groupColumns[q.GroupBy]
 	if !ok {
@@ -22,21 +23,35 @@ func (db *DB) UsageSeries(ctx context.Context, q keygate.SeriesQuery) ([]keygate
 	if bucket <= 0 || q.From.IsZero() || q.To.IsZero() {
 		return nil, keygate.Errorf(keygate.EInvalidRequest, "usage series needs from, to and a bucket")
 	}
-	from := q.From.UnixMilli()
-	where := []string{"time_ms >= ?", "time_ms < ?"}
-	args := []any{from, bucket, from, q.To.UnixMilli()}
-	if q.KeyID != "" {
-		where, args = append(where, "key_id = ?"), append(args, q.KeyID)
+	from, to := q.From.UnixMilli(), q.To.UnixMilli()
+	args := []any{from, bucket}
+	var parts []string
+	part := func(table, timeCol, requests, errors string, lo, hi int64) {
+		where := []string{timeCol + " >= ?", timeCol + " < ?"}
+		args = append(args, lo, hi)
+		if q.KeyID != "" {
+			where, args = append(where, "key_id = ?"), append(args, q.KeyID)
+		}
+		if q.Model != "" {
+			where, args = append(where, "model = ?"), append(args, q.Model)
+		}
+		parts = append(parts, "SELECT "+timeCol+" AS t, "+col+" AS g, "+requests+" AS n, "+errors+
+			" AS e, prompt_tokens AS p, completion_tokens AS c, cost, latency_ms AS l FROM "+table+" WHERE "+strings.Join(where, " AND "))
 	}
-	if q.Model != "" {
-		where, args = append(where, "model = ?"), append(args, q.Model)
+	raw := func(lo, hi int64) {
+		part("usage_records", "time_ms", "1", "CASE WHEN status >= 400 THEN 1 ELSE 0 END", lo, hi)
 	}
-	sqlText := `SELECT (time_ms - ?) / ? AS bucket, ` + col + `, COUNT(*),
-		CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT),
-		CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT),
-		COALESCE(SUM(cost), 0), CAST(COALESCE(SUM(latency_ms), 0) AS BIGINT)
-		FROM usage_records WHERE ` + strings.Join(where, " AND ") + `
-		GROUP BY bucket, ` + col + ` ORDER BY bucket, ` + col
+	if mTo := minuteOf(to); bucket%minuteMS == 0 && minuteOf(from) == from && mTo > from {
+		part("usage_minutes", "minute_ms", "requests", "errors", from, mTo)
+		if mTo < to {
+			raw(mTo, to)
+		}
+	} else {
+		raw(from, to)
+	}
+	sqlText := `SELECT (t - ?) / ? AS bucket, g, CAST(COALESCE(SUM(n), 0) AS BIGINT), CAST(COALESCE(SUM(e), 0) AS BIGINT),
+		CAST(COALESCE(SUM(p), 0) AS BIGINT), CAST(COALESCE(SUM(c), 0) AS BIGINT), COALESCE(SUM(cost), 0), CAST(COALESCE(SUM(l), 0) AS BIGINT)
+		FROM (` + strings.Join(parts, " UNION ALL ") + `) u GROUP BY bucket, g ORDER BY bucket, g`
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("usage series: %w", err)

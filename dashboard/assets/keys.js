@@ -177,10 +177,11 @@
     if (!dlg.open) dlg.showModal();
     const to = new Date(), from = new Date(to - 24 * 3600e3);
     api('GET', `/api/v1/usage/series?from=${from.toISOString()}&to=${to.toISOString()}&bucket=3600&key=${encodeURIComponent(k.id)}`).then((s) => {
-      const byHour = new Map(s.data.map((b) => [Math.round((Date.parse(b.start) - from.getTime()) / 3600e3), b]));
+      const origin = Date.parse(s.from);
+      const byHour = new Map(s.data.map((b) => [Math.round((Date.parse(b.start) - origin) / 3600e3), b]));
       const buckets = Array.from({ length: 24 }, (_, i) => {
         const b = byHour.get(i) || { requests: 0, errors: 0 };
-        return { label: window.KG.clock(new Date(from.getTime() + i * 3600e3)), total: b.requests,
+        return { label: window.KG.clock(new Date(origin + i * 3600e3)), total: b.requests,
           segments: [{ group: 'ok', value: b.requests - b.errors }, { group: 'errors', value: b.errors }] };
       });
       window.KGChart.columns(chart, buckets, { height: 140, format: (v) => num(Math.round(v)), color: (g) => (g === 'errors' ? '#dc2626' : '#2563eb') });

@@ -50,13 +50,14 @@
     const from = new Date(now - 3600e3);
     const s = await api('GET', `/api/v1/usage/series?from=${from.toISOString()}&to=${now.toISOString()}&bucket=60`);
     const byMinute = new Map();
-    for (const b of s.data) byMinute.set(Math.round((Date.parse(b.start) - from.getTime()) / 60e3), b);
+    const origin = Date.parse(s.from); // the server starts buckets on a whole minute
+    for (const b of s.data) byMinute.set(Math.round((Date.parse(b.start) - origin) / 60e3), b);
     const buckets = [];
     let req = 0, err = 0, lat = 0;
     for (let i = 0; i < 60; i++) {
       const v = byMinute.get(i) || { requests: 0, errors: 0, latency_ms: 0 };
       req += v.requests; err += v.errors; lat += v.latency_ms;
-      buckets.push({ label: window.KG.clock(new Date(from.getTime() + i * 60e3)), total: v.requests,
+      buckets.push({ label: window.KG.clock(new Date(origin + i * 60e3)), total: v.requests,
         segments: [{ group: 'ok', value: v.requests - v.errors }, { group: 'errors', value: v.errors }] });
     }
     document.getElementById('rpm').textContent = (req / 60).toFixed(1);
