@@ -75,6 +75,10 @@ func openSecrets(ctx context.Context, cfg *config.Config, db *store.DB, log *slo
 // masterKey finds the master key and says where it came from.
 // sealedBefore tells that the database already holds sealed values, in
 // which case a missing key file is an error rather than a new key.
+//
+// KEYGATE_MASTER_KEY_FILE puts the key file elsewhere than the data
+// directory, so a copy of the data (a backup, a volume snapshot) does not
+// carry the key that opens it.
 func masterKey(cfg *config.Config, sealedBefore bool, log *slog.Logger) (key []byte, where string, err error) {
 	if cfg.MasterKey != "" {
 		key, err := secret.ParseMasterKey(cfg.MasterKey)
@@ -83,12 +87,15 @@ func masterKey(cfg *config.Config, sealedBefore bool, log *slog.Logger) (key []b
 		}
 		return key, "KEYGATE_MASTER_KEY", nil
 	}
-	dir, persistent := dataDir(cfg.DatabaseURL)
-	if !persistent {
-		// An in-memory database forgets everything at exit; so may its key.
-		return random(secret.MasterKeySize), "memory", nil
+	path := cfg.MasterKeyFile
+	if path == "" {
+		dir, persistent := dataDir(cfg.DatabaseURL)
+		if !persistent {
+			// An in-memory database forgets everything at exit; so may its key.
+			return random(secret.MasterKeySize), "memory", nil
+		}
+		path = filepath.Join(dir, secret.MasterKeyFile)
 	}
-	path := filepath.Join(dir, secret.MasterKeyFile)
 	key, found, err := secret.ReadMasterKeyFile(path)
 	if err != nil {
 		return nil, "", err
@@ -100,7 +107,7 @@ func masterKey(cfg *config.Config, sealedBefore bool, log *slog.Logger) (key []b
 		return key, path, nil
 	}
 	if sealedBefore {
-		return nil, "", fmt.Errorf("this database holds keys encrypted with a master key that is neither in KEYGATE_MASTER_KEY nor in %s: restore that file or set the variable", path)
+		return nil, "", fmt.Errorf("this database holds keys encrypted with a master key that is neither in KEYGATE_MASTER_KEY nor in %s: restore that file, point KEYGATE_MASTER_KEY_FILE at it or set KEYGATE_MASTER_KEY", path)
 	}
 	if key, err = secret.CreateMasterKeyFile(path); err != nil {
 		return nil, "", err

@@ -35,6 +35,7 @@ type Config struct {
 	RedisURL        string              `yaml:"redis_url"`        // KEYGATE_REDIS_URL
 	AdminToken      string              `yaml:"admin_token"`      // KEYGATE_ADMIN_TOKEN
 	MasterKey       string              `yaml:"master_key"`       // KEYGATE_MASTER_KEY
+	MasterKeyFile   string              `yaml:"master_key_file"`  // KEYGATE_MASTER_KEY_FILE: where the master key is kept (default: beside the database)
 	JWTSecret       string              `yaml:"jwt_secret"`       // KEYGATE_JWT_SECRET
 	MaxBodyBytes    int64               `yaml:"max_body_bytes"`   // KEYGATE_MAX_BODY_BYTES
 	UpstreamTimeout time.Duration       `yaml:"upstream_timeout"` // a Go duration, e.g. "90s"; KEYGATE_UPSTREAM_TIMEOUT
@@ -143,6 +144,7 @@ func (c *Config) applyEnv(get func(string) string, p *problems) {
 		{"KEYGATE_REDIS_URL", &c.RedisURL},
 		{"KEYGATE_ADMIN_TOKEN", &c.AdminToken},
 		{"KEYGATE_MASTER_KEY", &c.MasterKey},
+		{"KEYGATE_MASTER_KEY_FILE", &c.MasterKeyFile},
 		{"KEYGATE_JWT_SECRET", &c.JWTSecret},
 		{"KEYGATE_LOG_LEVEL", &c.LogLevel},
 	} {
