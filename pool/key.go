@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/pace"
 )
 
 // Key is one provider key. The same key string used by several models is
@@ -147,9 +148,12 @@ func (k *Key) AddUsage(prompt, completion int, cost float64) {
 // the model (a rate limit, a server error), not about the key itself.
 // A Slot must not be copied.
 type Slot struct {
-	Key   *Key
-	Model string
-	st    state
+	Key     *Key
+	Model   string
+	st      state
+	room    atomic.Pointer[pace.Room]    // nil while nothing limits the key (pace.go)
+	unpaced atomic.Bool                  // pacing is off: picks ignore room
+	ttfb    atomic.Pointer[pace.Latency] // made by the first hedged model's call
 }
 
 // admit reports whether an attempt may use the slot at now. A recovering

@@ -96,12 +96,14 @@ func (g *Group) RecoversAt(now int64) (t time.Time, ok bool) {
 // Pool is the set of model groups. Reads are lock-free: Load builds a new
 // snapshot and swaps it in, so requests in flight keep the one they started with.
 type Pool struct {
-	hasher keygate.KeyHasher
-	policy atomic.Pointer[keygate.KeyPolicy]
-	snap   atomic.Pointer[snapshot]
-	mu     sync.Mutex // serialises Load; never taken on the request path
-	keys   map[string]*Key
-	slots  map[slotID]*Slot
+	hasher   keygate.KeyHasher
+	policy   atomic.Pointer[keygate.KeyPolicy]
+	snap     atomic.Pointer[snapshot]
+	noPacing atomic.Bool
+	now      func() time.Time // for configured limits; time.Now unless SetClock
+	mu       sync.Mutex       // serialises Load; never taken on the request path
+	keys     map[string]*Key
+	slots    map[slotID]*Slot
 }
 
 type slotID struct{ key, model string }
@@ -154,7 +156,9 @@ func (p *Pool) Load(models []keygate.Model) error {
 			k := p.keyFor(spec.Key, spec.Weight)
 			k.SetDisabled(spec.Status == keygate.StatusDisabled)
 			next.keys[k.ID] = k
-			d.Slots = append(d.Slots, p.slotFor(k, m.ModelID))
+			s := p.slotFor(k, m.ModelID)
+			configureRooms(s, spec.RPM, spec.TPM, p.clock())
+			d.Slots = append(d.Slots, s)
 		}
 		sel.prepare(d.Slots)
 		g := next.groups[m.ModelID]
@@ -171,6 +175,13 @@ func (p *Pool) Load(models []keygate.Model) error {
 	sort.Strings(next.ids)
 	p.snap.Store(next)
 	return nil
+}
+
+func (p *Pool) clock() time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return time.Now()
 }
 
 // keyFor returns the one *Key for a secret. Called with p.mu held.
@@ -209,6 +220,7 @@ func (p *Pool) slotFor(k *Key, model string) *Slot {
 		s = &Slot{Key: k, Model: model}
 		p.slots[id] = s
 	}
+	s.unpaced.Store(p.noPacing.Load())
 	k.addSlot(s)
 	return s
 }

@@ -10,12 +10,14 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/pace"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/respond"
 	"github.com/tidwall/gjson"
@@ -41,6 +43,10 @@ type Relay struct {
 	FetchWait time.Duration
 	// Metrics, if set, observes every attempt and request.
 	Metrics *metrics.Metrics
+	// Pacing keeps keys under their rate limits (pace.go).
+	Pacing Pacing
+
+	hedges sync.Map // model id → *pace.HedgeCap (hedge.go)
 }
 
 // Endpoints, appended to a deployment's base URL.
@@ -59,9 +65,16 @@ type Call struct {
 	User      string
 	Token     string // the token's name
 	Start     time.Time
+	// Cost is what the request is expected to take of a key's limits.
+	Cost pace.Cost
+	// NoHedge is set when the caller marked the request non-idempotent:
+	// it is never sent twice.
+	NoHedge bool
 
 	hideUsage bool          // usage was asked for on the caller's behalf: strip that chunk
 	waited    time.Duration // spent waiting on providers' answers, for the overhead metric
+	hold      held          // the reservation of the attempt in progress
+	tried     *[]*pool.Key  // keys the request has tried, for a hedge's second key
 }
 
 // NewTransport returns the transport for upstream calls: many idle
@@ -107,8 +120,10 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 	var triedBuf [8]*pool.Key
 	tried := triedBuf[:0]
 	var last *failure
+	var paced time.Duration // when room comes back, if pacing is why no key was left
 	attempts := 0
 	groups := r.groups(c.Group)
+	c.tried = &tried
 	for _, g := range groups {
 		keyFails, netFails := 0, 0
 		waited := false
@@ -120,8 +135,19 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 					a, ok = g.Pick(tried, r.Clock.Now().UnixNano())
 				}
 			}
+			c.hold = held{}
+			if !ok {
+				var wait time.Duration
+				a, c.hold, wait, ok = r.waitForRoom(ctx, g, tried, c)
+				if wait > 0 && (paced == 0 || wait < paced) {
+					paced = wait
+				}
+			}
 			if !ok {
 				break
+			}
+			if !c.hold.live {
+				c.hold = r.reserve(&a, c)
 			}
 			k := a.Key()
 			tried = append(tried, k)
@@ -130,8 +156,10 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 
 			f, done := r.attempt(ctx, w, req, c, &a, &attempts, &rec)
 			if done {
+				r.settle(&c.hold, nil, rec.PromptTokens, rec.CompletionTokens)
 				return rec
 			}
+			r.settle(&c.hold, f, 0, 0)
 			last = f
 			switch {
 			case f.verdict.Class == health.ClassCanceled:
@@ -154,7 +182,7 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 		return rec
 	}
 	rec.Status = http.StatusServiceUnavailable
-	r.noAvailableKey(w, c.Group, groups)
+	r.noAvailableKey(w, c.Group, groups, paced)
 	return rec
 }
 
@@ -177,10 +205,10 @@ func (r *Relay) groups(g *pool.Group) []*pool.Group {
 // The secret is read once: a request keeps the key it started with even if
 // a key service replaces it meanwhile.
 func (r *Relay) attempt(ctx context.Context, w http.ResponseWriter, req *http.Request, c *Call, a *pool.Attempt, n *int, rec *keygate.UsageRecord) (*failure, bool) {
-	k := a.Key()
-	secret := k.Secret()
 	started := r.Clock.Now()
-	resp, err := r.send(ctx, req, c, a.Deployment, k, secret)
+	resp, err := r.sendHedged(ctx, req, c, a, n, rec)
+	k := a.Key() // a hedge's second key, if it answered first
+	secret := k.Secret()
 	took := r.Clock.Since(started)
 	c.waited += took
 	if err != nil {
@@ -195,6 +223,7 @@ func (r *Relay) attempt(ctx context.Context, w http.ResponseWriter, req *http.Re
 		return &failure{status: http.StatusBadGateway, key: k, verdict: v,
 			err: keygate.Errorf(keygate.EUpstream, "provider unreachable: %s", keygate.MaskIn(err.Error(), secret))}, false
 	}
+	r.observe(a, resp.StatusCode, resp.Header, nil)
 	if resp.StatusCode < 400 {
 		if r.deliver(w, resp, c, a, *n, started, rec) {
 			r.Metrics.Attempt(c.Group.ID, "", took)
@@ -209,6 +238,9 @@ func (r *Relay) attempt(ctx context.Context, w http.ResponseWriter, req *http.Re
 			err: keygate.Errorf(keygate.EUpstream, "provider returned a malformed response")}, false
 	}
 	f := readFailure(resp, k, secret)
+	if a.Deployment.Model.Provider == "gemini" {
+		r.observe(a, f.status, f.header, f.body) // Gemini's limits are in its 429's body
+	}
 	f.verdict = health.Classify(resp.StatusCode, resp.Header, f.body, r.Clock.Now())
 	f.verdict.Reason = keygate.MaskIn(f.verdict.Reason, secret)
 	r.Metrics.Attempt(c.Group.ID, string(f.verdict.Class), took)
@@ -260,13 +292,20 @@ func (r *Relay) fetchWait() time.Duration {
 
 // noAvailableKey answers 503 with Retry-After set to the soonest moment a
 // key of the model (or of a fallback) comes back.
-func (r *Relay) noAvailableKey(w http.ResponseWriter, g *pool.Group, groups []*pool.Group) {
+func (r *Relay) noAvailableKey(w http.ResponseWriter, g *pool.Group, groups []*pool.Group, paced time.Duration) {
 	now := r.Clock.Now()
 	var soonest time.Time
 	for _, gr := range groups {
 		if at, ok := gr.RecoversAt(now.UnixNano()); ok && (soonest.IsZero() || at.Before(soonest)) {
 			soonest = at
 		}
+	}
+	if paced > 0 && (soonest.IsZero() || !soonest.After(now)) {
+		// Healthy keys, all out of room: room is what comes back first.
+		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(paced.Seconds())), 1)))
+		respond.Error(w, r.Logger, keygate.Errorf(keygate.ENoAvailableKey,
+			"every key of model %s is at its provider's rate limit; room comes back in %s", g.ID, paced.Round(time.Millisecond)))
+		return
 	}
 	if !soonest.IsZero() {
 		secs := int(math.Ceil(soonest.Sub(now).Seconds()))

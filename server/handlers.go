@@ -7,10 +7,12 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/pace"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/respond"
@@ -79,12 +81,19 @@ func handleRelay(d Deps, endpoint, required string) http.Handler {
 		rec := d.Relay.Serve(w, r, &relay.Call{
 			Endpoint: endpoint, Group: g, Body: body, Stream: stream.Type == gjson.True,
 			RequestID: w.Header().Get(requestIDHeader), User: caller.User, Token: caller.Name, Start: start,
+			Cost: pace.Cost{Input: est.prompt, Output: est.reply}, NoHedge: noHedge(r.Header),
 		})
 		now, used := d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens
 		modelRate.Settle(now, est.tokens, used)
 		caller.rate.Settle(now, est.tokens, used)
 		caller.budget.Settle(now, est.cost, rec.Cost)
 	})
+}
+
+// noHedge reports whether the caller marked the request as one that must
+// not be sent twice (OpenAI's dialect has no such mark; this is keygate's).
+func noHedge(h http.Header) bool {
+	return strings.EqualFold(h.Get("X-Keygate-Idempotent"), "false")
 }
 
 func retryAfter(w http.ResponseWriter, wait time.Duration) {
@@ -96,8 +105,9 @@ func retryAfter(w http.ResponseWriter, wait time.Duration) {
 // cannot together spend much past a budget: the prompt at one token per
 // three bytes, the reply at max_tokens (or the model's, or 1,024).
 type cost struct {
-	tokens int
-	cost   float64
+	tokens        int
+	prompt, reply int
+	cost          float64
 }
 
 func estimate(body []byte, endpoint string, g *pool.Group) cost {
@@ -119,7 +129,7 @@ func estimate(body []byte, endpoint string, g *pool.Group) cost {
 	if reply == 0 && endpoint == relay.EndpointChat {
 		reply = 1024
 	}
-	return cost{tokens: prompt + reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
+	return cost{tokens: prompt + reply, prompt: prompt, reply: reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
 }
 
 // topFields reads model, required and stream from the top level of a

@@ -1,0 +1,110 @@
+package relay
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/keygate/keygate/health"
+	"github.com/keygate/keygate/pace"
+	"github.com/keygate/keygate/pool"
+)
+
+// Pacing configures how the relay keeps keys under their limits (SPEC
+// section 4a). The zero value paces, with the default max_queue_wait.
+type Pacing struct {
+	Off bool
+	// MaxQueueWait is how long a request may wait, in all, for a key with
+	// room (default pace.DefaultMaxQueueWait).
+	MaxQueueWait time.Duration
+}
+
+func (p Pacing) maxWait() time.Duration {
+	if p.MaxQueueWait > 0 {
+		return p.MaxQueueWait
+	}
+	return pace.DefaultMaxQueueWait
+}
+
+// held is the reservation of the attempt in progress.
+type held struct {
+	room   *pace.Room
+	ticket pace.Ticket
+	live   bool
+}
+
+// reserve takes the attempt's share of its key's room, unless a wait for
+// room took it already.
+func (r *Relay) reserve(a *pool.Attempt, c *Call) held {
+	room := a.Slot.Room()
+	if room == nil {
+		return held{}
+	}
+	return held{room: room, ticket: room.Reserve(r.Clock.Now(), c.Cost), live: true}
+}
+
+// settle ends a reservation with what the attempt came to: the tokens
+// used on success; on failure, nothing back if the provider never saw the
+// call, and for a rate limit no room until the provider's retry time.
+func (r *Relay) settle(h *held, f *failure, prompt, completion int) {
+	if !h.live {
+		return
+	}
+	h.live = false
+	now := r.Clock.Now()
+	switch {
+	case f == nil:
+		h.room.Settle(now, h.ticket, prompt, completion)
+	case f.err != nil && f.verdict.Class == health.ClassNetwork, f.verdict.Class == health.ClassCanceled && f.err != nil:
+		h.room.Cancel(now, h.ticket)
+	case f.verdict.Class == health.ClassRateLimit:
+		h.room.Settle(now, h.ticket, h.ticket.Cost.Input, 0)
+		wait := f.verdict.RetryAfter
+		if wait <= 0 {
+			wait = time.Second
+		}
+		h.room.Refused(now, now.Add(wait))
+	default:
+		h.room.Settle(now, h.ticket, h.ticket.Cost.Input, 0)
+	}
+}
+
+// observe reads an answer's rate-limit information into the key's room.
+func (r *Relay) observe(a *pool.Attempt, status int, header http.Header, body []byte) {
+	now := r.Clock.Now()
+	l := pace.Parse(a.Deployment.Model.Provider, status, header, body, now)
+	if !l.Any() {
+		return
+	}
+	a.Slot.EnsureRoom(now).Observe(now, l)
+}
+
+// waitForRoom is the wait-or-503 choice, when every key whose health
+// admits the request is out of room: it books the key whose room comes
+// back first and waits for it, if that fits in max_queue_wait from the
+// request's start and the caller is still there. Otherwise ok is false and
+// retryAfter says when room comes back, for the 503.
+func (r *Relay) waitForRoom(ctx context.Context, g *pool.Group, tried []*pool.Key, c *Call) (a pool.Attempt, h held, retryAfter time.Duration, ok bool) {
+	if r.Pacing.Off {
+		return a, h, 0, false
+	}
+	now := r.Clock.Now()
+	a, wait, ok := g.PickWaiting(tried, now, c.Cost)
+	if !ok {
+		return a, h, 0, false
+	}
+	room := a.Slot.Room()
+	t := room.Reserve(now, c.Cost)
+	wait = max(wait, t.Wait)
+	if !pace.MayWait(ctx, c.Start, now, wait, r.Pacing.maxWait()) {
+		room.Cancel(now, t)
+		r.Pool.Release(&a)
+		return pool.Attempt{}, h, wait, false
+	}
+	if !pace.Sleep(ctx, r.Clock, wait) {
+		room.Cancel(r.Clock.Now(), t)
+		r.Pool.Release(&a)
+		return pool.Attempt{}, h, 0, false
+	}
+	return a, held{room: room, ticket: t, live: true}, 0, true
+}
