@@ -66,14 +66,14 @@ func (r *Relay) sendHedged(ctx context.Context, req *http.Request, c *Call, a *p
 	hc.Request(now)
 	after := hedgeAfter(h, a.Slot)
 	if c.NoHedge || after <= 0 || c.tried == nil {
-		l := r.startLeg(ctx, req, c, *a, c.hold)
+		l, _ := r.startLeg(ctx, req, c, *a, c.hold)
 		res := <-l
 		r.recordTTFB(&res)
 		return res.resp, res.err
 	}
 
 	results := make(chan leg, 2)
-	first := r.startLeg(ctx, req, c, *a, c.hold)
+	first, cancelFirst := r.startLeg(ctx, req, c, *a, c.hold)
 	go func() { results <- <-first }()
 	timer := r.Clock.NewTimer(after)
 	defer timer.Stop()
@@ -97,7 +97,7 @@ func (r *Relay) sendHedged(ctx context.Context, req *http.Request, c *Call, a *p
 	*c.tried = append(*c.tried, b.Key())
 	*n++
 	rec.Attempts = *n
-	second := r.startLeg(ctx, req, c, b, r.reserve(&b, c))
+	second, cancelSecond := r.startLeg(ctx, req, c, b, r.reserve(&b, c))
 	go func() { results <- <-second }()
 
 	x := <-results
@@ -114,6 +114,13 @@ func (r *Relay) sendHedged(ctx context.Context, req *http.Request, c *Call, a *p
 			x = y
 		}
 	} else {
+		// The other call is cancelled at once; its end is accounted for
+		// when it comes.
+		if x.a.Slot == a.Slot {
+			cancelSecond()
+		} else {
+			cancelFirst()
+		}
 		go func() {
 			y := <-results
 			r.loseLeg(c, &y, false)
@@ -128,7 +135,7 @@ func (r *Relay) sendHedged(ctx context.Context, req *http.Request, c *Call, a *p
 
 // startLeg sends one call in the background; its result arrives once the
 // answer's first byte has (or the call failed).
-func (r *Relay) startLeg(ctx context.Context, req *http.Request, c *Call, a pool.Attempt, h held) <-chan leg {
+func (r *Relay) startLeg(ctx context.Context, req *http.Request, c *Call, a pool.Attempt, h held) (<-chan leg, context.CancelFunc) {
 	out := make(chan leg, 1)
 	lctx, cancel := context.WithCancel(ctx)
 	go func() {
@@ -148,7 +155,7 @@ func (r *Relay) startLeg(ctx context.Context, req *http.Request, c *Call, a pool
 		l.took = r.Clock.Since(l.started)
 		out <- l
 	}()
-	return out
+	return out, cancel
 }
 
 // bodyWithCancel is a leg's answer: closing it ends the leg's context too.
