@@ -61,6 +61,10 @@ type Model struct {
 	// Temperature is the default temperature applied when a request has none
 	// (zero-config mode's LLM_TEMPERATURE). Nil means "leave the request alone".
 	Temperature *float64 `json:"temperature,omitempty" yaml:"temperature"`
+	// Headers are sent to the provider with every call of this deployment
+	// (a tenant or routing header the provider needs); they win over any
+	// header keygate would forward.
+	Headers map[string]string `json:"headers,omitempty" yaml:"headers"`
 	// Origin says where the model is declared: OriginConfig (the YAML file or
 	// the LLM_* variables, upserted at every start) or OriginAPI.
 	Origin string `json:"origin,omitempty" yaml:"-"`

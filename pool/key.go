@@ -148,12 +148,14 @@ func (k *Key) AddUsage(prompt, completion int, cost float64) {
 // the model (a rate limit, a server error), not about the key itself.
 // A Slot must not be copied.
 type Slot struct {
-	Key     *Key
-	Model   string
-	st      state
-	room    atomic.Pointer[pace.Room]    // nil while nothing limits the key (pace.go)
-	unpaced atomic.Bool                  // pacing is off: picks ignore room
-	ttfb    atomic.Pointer[pace.Latency] // made by the first hedged model's call
+	Key       *Key
+	Model     string
+	st        state
+	netStreak atomic.Int32                 // network failures in a row
+	netSince  atomic.Int64                 // when that streak began, unix nanoseconds
+	room      atomic.Pointer[pace.Room]    // nil while nothing limits the key (pace.go)
+	unpaced   atomic.Bool                  // pacing is off: picks ignore room
+	ttfb      atomic.Pointer[pace.Latency] // made by the first hedged model's call
 }
 
 // admit reports whether an attempt may use the slot at now. A recovering

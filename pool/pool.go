@@ -19,6 +19,10 @@ type Deployment struct {
 	Fetched  *Slot
 	Slots    []*Slot
 	selector *selector
+	// lastSuccess is the latest success of any key here (unix
+	// nanoseconds): a key failing at the network level while its peers
+	// succeed is the one to blame.
+	lastSuccess atomic.Int64
 }
 
 // Group is every deployment that answers to one model_id.

@@ -3,6 +3,7 @@ package pool
 import (
 	"time"
 
+	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/health"
 )
 
@@ -47,6 +48,18 @@ func (p *Pool) Failed(a *Attempt, now time.Time, v health.Verdict) {
 	k.statsDirty.Store(true)
 	rule, _ := p.policy.Load().ForClass(string(v.Class))
 	st.fail(now, string(v.Class), rule, v.RetryAfter, v.Reason, probe)
+}
+
+// failWith charges a key-and-model failure under an explicit rule.
+func (p *Pool) failWith(a *Attempt, now time.Time, v health.Verdict, rule keygate.ClassPolicy) {
+	k := a.Slot.Key
+	k.touch(now)
+	if a.probeKey {
+		k.st.releaseProbe()
+	}
+	k.failures.Add(1)
+	k.statsDirty.Store(true)
+	a.Slot.st.fail(now, string(v.Class), rule, v.RetryAfter, v.Reason, a.probeSlot)
 }
 
 // Release gives back any probe the attempt held without a verdict.

@@ -11,28 +11,31 @@ import (
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/pace"
 	"github.com/keygate/keygate/pool"
+	"github.com/keygate/keygate/provider"
 )
 
 // Hedging (SPEC section 4a): a request of a model with `hedge:` that has
 // no first byte of an answer after after_ms (0: the key's recent p95 time
 // to first byte) is sent a second time, on another key, within the model's
-// cap of extra calls. The first answer wins; the other call is cancelled,
-// recorded as an attempt, and charged to no key. A stream is hedged only
-// before its first byte, so the caller never sees two.
+// cap of extra calls. The first answer wins; the other call is cancelled
+// and recorded as an attempt of its own, charged to no key, and the caller
+// is billed once. A stream is hedged only before its first byte, so the
+// caller never sees two.
 
 // leg is one of a hedged request's calls.
 type leg struct {
 	a       pool.Attempt
+	ad      provider.Adapter
+	t       provider.Target
 	hold    held
 	resp    *http.Response
 	err     error
-	started time.Time
 	took    time.Duration
-	cancel  context.CancelFunc
+	release func()
 }
 
 // won reports whether the leg has a good answer started.
-func (l *leg) won() bool { return l.err == nil && l.resp.StatusCode < 400 }
+func (l *leg) won() bool { return l.err == nil && l.resp.StatusCode < 300 }
 
 // hedgeCap is the model's cap of extra calls.
 func (r *Relay) hedgeCap(model string, percent float64) *pace.HedgeCap {
@@ -45,6 +48,14 @@ func (r *Relay) hedgeCap(model string, percent float64) *pace.HedgeCap {
 	return v.(*pace.HedgeCap)
 }
 
+// HedgeCounts are a model's requests and extra calls over the last minute.
+func (r *Relay) HedgeCounts(model string, now time.Time) (requests, extra int64) {
+	if v, ok := r.hedges.Load(model); ok {
+		return v.(*pace.HedgeCap).Counts(now)
+	}
+	return 0, 0
+}
+
 // hedgeAfter is how long the first call may go without an answer.
 func hedgeAfter(h *keygate.Hedge, s *pool.Slot) time.Duration {
 	if h.AfterMS > 0 {
@@ -53,109 +64,114 @@ func hedgeAfter(h *keygate.Hedge, s *pool.Slot) time.Duration {
 	return s.TTFB().P95()
 }
 
-// sendHedged sends the attempt's call, and a second one on another key if
-// the model hedges and the first is slow. *a becomes the attempt whose
-// answer came first; the other is cancelled and accounted for here.
-func (r *Relay) sendHedged(ctx context.Context, req *http.Request, c *Call, a *pool.Attempt, n *int, rec *keygate.UsageRecord) (*http.Response, error) {
-	h := a.Deployment.Model.Hedge
+// roundTrip sends the attempt's request out and, when the model hedges and
+// the call is slow, a second one on another key. The attempt, its adapter
+// and target become those of the call whose answer came first; the other
+// is cancelled and accounted for on its own. release ends the winner's
+// hold on its key.
+func (a *attempt) roundTrip(actx context.Context, out *http.Request, ad *provider.Adapter, t *provider.Target) (resp *http.Response, err error, release func()) {
+	r, c := a.relay, a.call
+	h := a.a.Deployment.Model.Hedge
 	if h == nil {
-		return r.send(ctx, req, c, a.Deployment, a.Key(), a.Key().Secret())
+		release = a.a.Key().Acquire()
+		resp, err = r.transport().RoundTrip(out)
+		return resp, err, release
 	}
 	now := r.Clock.Now()
-	hc := r.hedgeCap(c.Group.ID, h.MaxExtraPercent)
+	hc := r.hedgeCap(a.group, h.MaxExtraPercent)
 	hc.Request(now)
-	after := hedgeAfter(h, a.Slot)
-	if c.NoHedge || after <= 0 || c.tried == nil {
-		l, _ := r.startLeg(ctx, req, c, *a, c.hold)
-		res := <-l
-		r.recordTTFB(&res)
-		return res.resp, res.err
-	}
+	after := hedgeAfter(h, a.a.Slot)
 
 	results := make(chan leg, 2)
-	first, cancelFirst := r.startLeg(ctx, req, c, *a, c.hold)
-	go func() { results <- <-first }()
+	first, cancelFirst := a.startLeg(actx, func(ctx context.Context) (*http.Request, error) { return out.WithContext(ctx), nil },
+		*a.a, *ad, *t, c.hold, results)
+	if c.NoHedge || after <= 0 || c.tried == nil {
+		return a.win(<-results, first)
+	}
 	timer := r.Clock.NewTimer(after)
-	defer timer.Stop()
 	select {
 	case l := <-results:
-		r.recordTTFB(&l)
-		return l.resp, l.err
+		timer.Stop()
+		return a.win(l, first)
 	case <-timer.Chan():
 	}
-	if !hc.TryExtra(r.Clock.Now()) {
-		l := <-results
-		r.recordTTFB(&l)
-		return l.resp, l.err
-	}
 	b, ok := c.Group.Pick(*c.tried, r.Clock.Now().UnixNano())
-	if !ok {
-		l := <-results
-		r.recordTTFB(&l)
-		return l.resp, l.err
+	if !ok || !hc.TryExtra(r.Clock.Now()) {
+		if ok {
+			r.Pool.Report(&b, pool.Outcome{Time: r.Clock.Now(), Failed: true, Verdict: health.Verdict{Class: health.ClassCanceled}})
+		}
+		return a.win(<-results, first)
 	}
 	*c.tried = append(*c.tried, b.Key())
-	*n++
-	rec.Attempts = *n
-	second, cancelSecond := r.startLeg(ctx, req, c, b, r.reserve(&b, c))
-	go func() { results <- <-second }()
+	bad := provider.For(b.Deployment.Model.Provider)
+	bt := provider.Target{Model: &b.Deployment.Model, Secret: b.Key().Secret()}
+	_, cancelSecond := a.startLeg(actx, func(ctx context.Context) (*http.Request, error) {
+		return bad.NewRequest(ctx, &c.Request, bt)
+	}, b, bad, bt, r.reserve(&b, c), results)
+	firstN := a.n
+	a.n++ // the second call is an attempt of its own
 
 	x := <-results
 	if !x.won() {
-		// A failed first answer does not end the race: the other call
-		// may still succeed. The failure is the key's, judged here.
+		// A failed answer does not end the race: the other call may still
+		// succeed. The failure is its key's, judged on its own.
 		y := <-results
-		if y.won() {
-			r.loseLeg(c, &x, true)
-			x = y
-		} else {
-			// Both failed: the later one goes on to the loop, as one attempt would.
-			r.loseLeg(c, &x, true)
-			x = y
-		}
-	} else {
-		// The other call is cancelled at once; its end is accounted for
-		// when it comes.
-		if x.a.Slot == a.Slot {
-			cancelSecond()
-		} else {
-			cancelFirst()
-		}
-		go func() {
-			y := <-results
-			r.loseLeg(c, &y, false)
-		}()
+		a.lose(x, firstN, true)
+		return a.win(y, first)
 	}
-	r.recordTTFB(&x)
-	*a = x.a
-	c.hold = x.hold
-	rec.KeyID = x.a.Key().ID
-	return x.resp, x.err
+	// The other is cancelled at once; its end is accounted for when it comes.
+	loserN := firstN
+	if x.a.Slot == first {
+		cancelSecond()
+		loserN = a.n
+	} else {
+		cancelFirst()
+	}
+	go func() { a.lose(<-results, loserN, false) }()
+	return a.win(x, first)
+}
+
+// win makes l the attempt's call.
+func (a *attempt) win(l leg, first *pool.Slot) (*http.Response, error, func()) {
+	if l.a.Slot != first {
+		*a.a = l.a
+		a.call.hold = l.hold
+	}
+	if l.err == nil {
+		l.a.Slot.TTFB().Add(l.took)
+	}
+	return l.resp, l.err, l.release
 }
 
 // startLeg sends one call in the background; its result arrives once the
-// answer's first byte has (or the call failed).
-func (r *Relay) startLeg(ctx context.Context, req *http.Request, c *Call, a pool.Attempt, h held) (<-chan leg, context.CancelFunc) {
-	out := make(chan leg, 1)
-	lctx, cancel := context.WithCancel(ctx)
+// answer's first byte has (or the call failed). The first byte, not the
+// headers, is the answer: a provider may send headers at once and think
+// for seconds after.
+func (a *attempt) startLeg(actx context.Context, build func(context.Context) (*http.Request, error), pa pool.Attempt,
+	ad provider.Adapter, t provider.Target, h held, out chan<- leg) (*pool.Slot, context.CancelFunc) {
+	r := a.relay
+	lctx, cancel := context.WithCancel(actx)
 	go func() {
-		l := leg{a: a, hold: h, started: r.Clock.Now(), cancel: cancel}
-		l.resp, l.err = r.send(lctx, req, c, a.Deployment, a.Key(), a.Key().Secret())
-		if l.err == nil && l.resp.StatusCode < 400 {
-			// The first byte, not the headers, is the answer: a provider
-			// may send headers at once and think for seconds after.
+		started := r.Clock.Now()
+		l := leg{a: pa, ad: ad, t: t, hold: h, release: pa.Key().Acquire()}
+		req, err := build(lctx)
+		if err == nil {
+			l.resp, err = r.transport().RoundTrip(req)
+		}
+		l.err = err
+		if err == nil && l.resp.StatusCode < 300 {
 			br := bufio.NewReaderSize(l.resp.Body, 4096)
-			if _, err := br.Peek(1); err != nil && err != io.EOF {
+			if _, perr := br.Peek(1); perr != nil && perr != io.EOF {
 				l.resp.Body.Close()
-				l.resp, l.err = nil, err
+				l.resp, l.err = nil, perr
 			} else {
 				l.resp.Body = bodyWithCancel{Reader: br, Closer: l.resp.Body, cancel: cancel}
 			}
 		}
-		l.took = r.Clock.Since(l.started)
+		l.took = r.Clock.Since(started)
 		out <- l
 	}()
-	return out, cancel
+	return pa.Slot, cancel
 }
 
 // bodyWithCancel is a leg's answer: closing it ends the leg's context too.
@@ -171,43 +187,31 @@ func (b bodyWithCancel) Close() error {
 	return err
 }
 
-// recordTTFB keeps the key's time to first byte for after_ms 0.
-func (r *Relay) recordTTFB(l *leg) {
-	if l.err == nil {
-		l.a.Slot.TTFB().Add(l.took)
-	}
-}
-
-// loseLeg ends the call that did not win: cancelled, it is an attempt
-// charged to no key; failed before the other won, it is the key's failure.
-func (r *Relay) loseLeg(c *Call, l *leg, failed bool) {
-	defer l.cancel()
+// lose ends the call that did not win, as attempt n: cancelled, it is
+// charged to no key; failed before the other won, it is its key's failure.
+func (a *attempt) lose(l leg, n int, failed bool) {
+	defer l.release()
+	r := a.relay
+	la := &attempt{relay: r, call: a.call, a: &l.a, n: n, group: a.group}
 	now := r.Clock.Now()
-	if l.err != nil {
-		v := health.ClassifyErr(l.err, !failed)
-		if !failed {
-			v = health.Verdict{Class: health.ClassCanceled}
+	v := health.Verdict{Class: health.ClassCanceled, Reason: "hedged: the other call answered first"}
+	switch {
+	case l.err != nil && failed:
+		v = health.ClassifyErr(l.err, false)
+		if v.Class == health.ClassNetwork {
+			v.Scope = health.ScopeNone
 		}
-		r.Metrics.Attempt(c.Group.ID, string(v.Class), l.took)
-		r.Pool.Failed(&l.a, now, v)
-		f := &failure{err: l.err, verdict: v}
-		r.settle(&l.hold, f, 0, 0)
-		return
+	case l.err == nil:
+		defer l.resp.Body.Close()
+		la.status = l.resp.StatusCode
+		la.meta = l.ad.Meta(l.resp.Header, now)
+		var body []byte
+		if failed {
+			body, _ = io.ReadAll(io.LimitReader(l.resp.Body, 64<<10))
+			v = l.ad.Failure(&a.call.Request, l.resp.StatusCode, l.resp.Header, body, now).Verdict
+		}
+		r.observe(&l.a, l.resp.StatusCode, l.resp.Header, body)
 	}
-	defer l.resp.Body.Close()
-	if !failed {
-		// It answered, too late: the provider billed it, the caller is not.
-		r.observe(&l.a, l.resp.StatusCode, l.resp.Header, nil)
-		r.Metrics.Attempt(c.Group.ID, string(health.ClassCanceled), l.took)
-		r.Pool.Release(&l.a)
-		r.settle(&l.hold, &failure{verdict: health.Verdict{Class: health.ClassCanceled}}, 0, 0)
-		return
-	}
-	secret := l.a.Key().Secret()
-	f := readFailure(l.resp, l.a.Key(), secret)
-	r.observe(&l.a, f.status, f.header, f.body)
-	f.verdict = health.Classify(f.status, f.header, f.body, now)
-	r.Metrics.Attempt(c.Group.ID, string(f.verdict.Class), l.took)
-	r.Pool.Failed(&l.a, now, f.verdict)
-	r.settle(&l.hold, f, 0, 0)
+	la.report(pool.Outcome{Time: now, Failed: true, Verdict: v})
+	r.settle(&l.hold, false, v)
 }

@@ -43,29 +43,36 @@ func (r *Relay) reserve(a *pool.Attempt, c *Call) held {
 	return held{room: room, ticket: room.Reserve(r.Clock.Now(), c.Cost), live: true}
 }
 
-// settle ends a reservation with what the attempt came to: the tokens
-// used on success; on failure, nothing back if the provider never saw the
-// call, and for a rate limit no room until the provider's retry time.
-func (r *Relay) settle(h *held, f *failure, prompt, completion int) {
-	if !h.live {
+// settle ends a reservation with what the attempt came to: on success the
+// tokens it used (settleUsed); on failure nothing back for a call the
+// network lost, the prompt for one the provider saw, and for a rate limit
+// no room until the provider's retry time.
+func (r *Relay) settle(h *held, delivered bool, v health.Verdict) {
+	if !h.live || delivered {
 		return
 	}
 	h.live = false
 	now := r.Clock.Now()
 	switch {
-	case f == nil:
-		h.room.Settle(now, h.ticket, prompt, completion)
-	case f.err != nil && f.verdict.Class == health.ClassNetwork, f.verdict.Class == health.ClassCanceled && f.err != nil:
+	case v.Class == health.ClassNetwork:
 		h.room.Cancel(now, h.ticket)
-	case f.verdict.Class == health.ClassRateLimit:
+	case v.Class == health.ClassRateLimit:
 		h.room.Settle(now, h.ticket, h.ticket.Cost.Input, 0)
-		wait := f.verdict.RetryAfter
+		wait := v.RetryAfter
 		if wait <= 0 {
 			wait = time.Second
 		}
 		h.room.Refused(now, now.Add(wait))
 	default:
 		h.room.Settle(now, h.ticket, h.ticket.Cost.Input, 0)
+	}
+}
+
+// settleUsed ends the reservation of a delivered answer with its usage.
+func (r *Relay) settleUsed(h *held, prompt, completion int) {
+	if h.live {
+		h.live = false
+		h.room.Settle(r.Clock.Now(), h.ticket, prompt, completion)
 	}
 }
 
