@@ -29,7 +29,7 @@ type Limits struct {
 	// (anthropic-ratelimit-*, resets as RFC 3339 times).
 	Style string
 	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	Now func() time.Time `json:"-"`
 }
 
 // Tail makes a share of calls slow: a latency tail, for hedging. Slow calls

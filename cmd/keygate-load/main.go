@@ -5,6 +5,7 @@
 //
 //	go run ./cmd/keygate-load                 # a full run, about 90 s
 //	go run ./cmd/keygate-load -smoke          # seconds; checks it works
+//	go run ./cmd/keygate-load -pace           # only pacing, forecast and hedging, about a minute
 //	go run ./cmd/keygate-load -cpuprofile keygate.pprof -json result.json
 package main
 
@@ -41,6 +42,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&full.Conns, "conns", 64, "connections of the throughput phases")
 	fs.IntVar(&full.Streams, "streams", 1000, "streams held open at once for the RSS phase")
 	smoke := fs.Bool("smoke", false, "a run of seconds that checks the harness works (overrides -duration, -conns, -streams)")
+	paceOnly := fs.Bool("pace", false, "run only the pacing, forecast and hedging phases (about a minute; seconds with -smoke)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	fs.StringVar(&full.CPUProfile, "cpuprofile", "", "write keygate's CPU profile of the throughput phase to this file")
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +54,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opts.CPUProfile = full.CPUProfile
 	}
 	opts.Log = stderr
+	popts := loadtest.PaceOptions{}
+	if *smoke {
+		popts = loadtest.PaceSmoke()
+	}
+	popts.Log = stderr
+	if *paceOnly {
+		pres, err := loadtest.RunPace(ctx, popts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
+		return pres.WriteTable(stdout)
+	}
 
 	res, err := loadtest.Run(ctx, opts)
 	if err != nil {
@@ -67,5 +82,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintln(stdout)
-	return res.WriteTable(stdout)
+	if err := res.WriteTable(stdout); err != nil {
+		return err
+	}
+	pres, err := loadtest.RunPace(ctx, popts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	return pres.WriteTable(stdout)
 }
