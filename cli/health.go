@@ -64,6 +64,7 @@ type dashboard struct {
 	ByClass        map[string]int `json:"by_class"`
 	ReadyForRetry  int            `json:"ready_for_retry"`
 	NextSteps      []string       `json:"next_steps"`
+	RunningDry     []dryKey       `json:"running_dry"`
 	OldestFailures []string       `json:"-"`
 }
 
@@ -78,7 +79,8 @@ func newStatusCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d := summarize(keys, time.Now())
+			now := time.Now()
+			d := summarize(keys, now)
 			return o.print(d, func(w io.Writer) {
 				fmt.Fprintf(w, "keygate: %d keys\n\n", d.Total)
 				table(w, "STATUS\tCOUNT\tMEANING", func(tw io.Writer) {
@@ -96,6 +98,7 @@ func newStatusCmd(env Env) *cobra.Command {
 						}
 					})
 				}
+				writeRunningDry(w, d.RunningDry, now)
 				fmt.Fprintf(w, "\n%d keys are ready for a retry\n", d.ReadyForRetry)
 				if len(d.NextSteps) > 0 {
 					fmt.Fprintln(w, "\nNext:")
@@ -111,7 +114,7 @@ func newStatusCmd(env Env) *cobra.Command {
 }
 
 func summarize(keys []pool.KeyView, now time.Time) dashboard {
-	d := dashboard{Total: len(keys), ByStatus: map[string]int{}, ByClass: map[string]int{}}
+	d := dashboard{Total: len(keys), ByStatus: map[string]int{}, ByClass: map[string]int{}, RunningDry: runningDry(keys, now)}
 	for _, k := range keys {
 		d.ByStatus[k.Status]++
 		if k.ErrorClass != "" {
@@ -123,6 +126,9 @@ func summarize(keys []pool.KeyView, now time.Time) dashboard {
 	}
 	for _, c := range sortedKeys(d.ByClass) {
 		d.NextSteps = append(d.NextSteps, fmt.Sprintf("%d × %s: %s", d.ByClass[c], c, classAdvice[c]))
+	}
+	if len(d.RunningDry) > 0 {
+		d.NextSteps = append(d.NextSteps, fmt.Sprintf("%d keys run dry soon: add keys, or lower the traffic of their models", len(d.RunningDry)))
 	}
 	if d.ReadyForRetry > 0 {
 		d.NextSteps = append(d.NextSteps, "run `keygate keys check` to re-check the keys ready for a retry now")

@@ -58,7 +58,7 @@ func New(p *pool.Pool, clock clockwork.Clock) *Metrics {
 		&keyStates{pool: p, clock: clock,
 			desc:    prometheus.NewDesc("keygate_keys", "Keys by status.", []string{"status"}, nil),
 			fetches: prometheus.NewDesc("keygate_key_service_fetches_total", "Key-service fetches by key id and result.", []string{"key_id", "result"}, nil),
-		})
+		}, newKeyRoom(p, clock))
 	return m
 }
 

@@ -76,6 +76,10 @@ func minPtr(p *int64, v int64) *int64 {
 	return p
 }
 
+// RunningDryWithin is how soon a key must be forecast to run out to count
+// as running dry: `keygate status` lists it, the metrics count it.
+const RunningDryWithin = 10 * time.Minute
+
 // RunningDry reports whether the forecast warns: the key runs out within
 // `within` at its current burn rate.
 func (f *Forecast) RunningDry(now time.Time, within time.Duration) bool {
