@@ -202,3 +202,53 @@ func TestNoHedgeForNonIdempotent(t *testing.T) {
 
 
 
+
+// A stream whose first byte is late is hedged too: the provider's 200
+// headers are not its answer, its first event is.
+func TestHedgeStreamBeforeItsFirstByte(t *testing.T) {
+	arrived := make(chan struct{}, 4)
+	var cancelled atomic.Int64
+	f := newFixture(t, setup{
+		upstream: func(mock http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "Bearer "+healthyKey1 {
+					io.ReadAll(r.Body)
+					w.Header().Set("Content-Type", "text/event-stream")
+					w.WriteHeader(200)
+					w.(http.Flusher).Flush() // headers now, the first event never
+					arrived <- struct{}{}
+					<-r.Context().Done()
+					cancelled.Add(1)
+					return
+				}
+				mock.ServeHTTP(w, r)
+			})
+		},
+		models: func(base string) []keygate.Model {
+			return []keygate.Model{{ModelID: "gpt-4o-mini", BaseURL: base, KeyUsageMode: keygate.ModeSingle,
+				Hedge:   &keygate.Hedge{AfterMS: 300, MaxExtraPercent: 100},
+				APIKeys: []keygate.KeySpec{{Key: healthyKey1}, {Key: healthyKey2}}}}
+		},
+	})
+	done := make(chan *http.Response, 1)
+	go func() {
+		done <- f.post(t, "/v1/chat/completions", appToken, `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello there"}]}`)
+	}()
+	<-arrived
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatal("no hedge timer")
+	}
+	f.clock.Advance(300 * time.Millisecond)
+	resp := <-done
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "[DONE]") || resp.Header.Get("X-Keygate-Key") != f.pool.KeyID(healthyKey2) {
+		t.Fatalf("hedged stream: %d, key %s:\n%s", resp.StatusCode, resp.Header.Get("X-Keygate-Key"), body)
+	}
+	waitFor(t, func() bool { return cancelled.Load() == 1 })
+	waitFor(t, func() bool { return len(f.rec.all()) == 1 })
+	if r := f.rec.all()[0]; r.Attempts != 2 || r.KeyID != f.pool.KeyID(healthyKey2) {
+		t.Errorf("record: %d attempts, key %s", r.Attempts, r.KeyID)
+	}
+}
