@@ -65,6 +65,7 @@ type dashboard struct {
 	ReadyForRetry  int            `json:"ready_for_retry"`
 	NextSteps      []string       `json:"next_steps"`
 	RunningDry     []dryKey       `json:"running_dry"`
+	Sources        []sourceLine   `json:"key_sources,omitempty"`
 	OldestFailures []string       `json:"-"`
 }
 
@@ -99,6 +100,7 @@ func newStatusCmd(env Env) *cobra.Command {
 					})
 				}
 				writeRunningDry(w, d.RunningDry, now)
+				printSources(w, d.Sources, time.Now())
 				fmt.Fprintf(w, "\n%d keys are ready for a retry\n", d.ReadyForRetry)
 				if len(d.NextSteps) > 0 {
 					fmt.Fprintln(w, "\nNext:")
@@ -114,7 +116,7 @@ func newStatusCmd(env Env) *cobra.Command {
 }
 
 func summarize(keys []pool.KeyView, now time.Time) dashboard {
-	d := dashboard{Total: len(keys), ByStatus: map[string]int{}, ByClass: map[string]int{}, RunningDry: runningDry(keys, now)}
+	d := dashboard{Total: len(keys), ByStatus: map[string]int{}, ByClass: map[string]int{}, RunningDry: runningDry(keys, now), Sources: sourcesOf(keys)}
 	for _, k := range keys {
 		d.ByStatus[k.Status]++
 		if k.ErrorClass != "" {
@@ -129,6 +131,11 @@ func summarize(keys []pool.KeyView, now time.Time) dashboard {
 	}
 	if len(d.RunningDry) > 0 {
 		d.NextSteps = append(d.NextSteps, fmt.Sprintf("%d keys run dry soon: add keys, or lower the traffic of their models", len(d.RunningDry)))
+	}
+	for _, s := range d.Sources {
+		if s.State == "down" {
+			d.NextSteps = append(d.NextSteps, fmt.Sprintf("key source %s (%s) has no valid credential: fix it from its last error; requests use the backup keys", s.Target, s.Type))
+		}
 	}
 	if d.ReadyForRetry > 0 {
 		d.NextSteps = append(d.NextSteps, "run `keygate keys check` to re-check the keys ready for a retry now")
@@ -324,7 +331,7 @@ func newKeysAnalyzeCmd(o *operator) *cobra.Command {
 				line("cost", fmt.Sprintf("$%.4f", v.Cost))
 				line("last used", timeOrDash(v.LastUsedAt))
 				if v.Source != nil {
-					line("fetched from", v.Source.URL+" (expires "+v.Source.ExpiresAt.Format(time.RFC3339)+")")
+					line("fetched from", v.Source.Type+" "+v.Source.Target+" ("+v.Source.State+", expires "+v.Source.ExpiresAt.Format(time.RFC3339)+")")
 				}
 				fmt.Fprintf(w, "Key %s\n%s\nAdvice: %s\n", v.Masked, b.String(), advice)
 			})

@@ -201,8 +201,10 @@ func modelDefaults(m *keygate.Model) {
 		m.APIKeys[i].Status = cmp.Or(m.APIKeys[i].Status, keygate.StatusEnabled)
 	}
 	if s := m.KeySource; s != nil {
-		s.Method = cmp.Or(strings.ToUpper(s.Method), "GET")
-		s.ResultField = cmp.Or(s.ResultField, "result")
+		if s.Kind() == keygate.SourceKeyService {
+			s.Method = cmp.Or(strings.ToUpper(s.Method), "GET")
+			s.ResultField = cmp.Or(s.ResultField, "result")
+		}
 		s.ExpireSeconds = cmp.Or(s.ExpireSeconds, 600)
 		s.RefreshBeforeSeconds = cmp.Or(s.RefreshBeforeSeconds, 120)
 		s.TimeoutSeconds = cmp.Or(s.TimeoutSeconds, 10)

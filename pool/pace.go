@@ -35,13 +35,6 @@ func (p *Pool) SetPacing(on bool) {
 	}
 }
 
-// SetClock sets the clock configured limits start from (default time.Now).
-func (p *Pool) SetClock(now func() time.Time) {
-	p.mu.Lock()
-	p.now = now
-	p.mu.Unlock()
-}
-
 // Pacing reports whether pacing is on.
 func (p *Pool) Pacing() bool { return !p.noPacing.Load() }
 

@@ -104,10 +104,10 @@ type Pool struct {
 	policy   atomic.Pointer[keygate.KeyPolicy]
 	snap     atomic.Pointer[snapshot]
 	noPacing atomic.Bool
-	now      func() time.Time // for configured limits; time.Now unless SetClock
-	mu       sync.Mutex       // serialises Load; never taken on the request path
+	mu       sync.Mutex // serialises Load; never taken on the request path
 	keys     map[string]*Key
 	slots    map[slotID]*Slot
+	hub      hub
 }
 
 type slotID struct{ key, model string }
@@ -181,9 +181,10 @@ func (p *Pool) Load(models []keygate.Model) error {
 	return nil
 }
 
+// clock is SetClock's clock (events.go), which configured limits start from too.
 func (p *Pool) clock() time.Time {
-	if p.now != nil {
-		return p.now()
+	if f := p.hub.clock.Load(); f != nil {
+		return (*f)()
 	}
 	return time.Now()
 }
@@ -193,22 +194,23 @@ func (p *Pool) keyFor(secret string, weight int) *Key {
 	id := p.hasher.ID(secret)
 	k := p.keys[id]
 	if k == nil {
-		k = newKey(id, secret, weight)
+		k = newKey(&p.hub, id, secret, weight)
 		p.keys[id] = k
 	}
 	k.Weight = weight
 	return k
 }
 
-// fetchedKeyFor returns the one *Key fed by a key service (the same URL
-// and scene code is one source). Its id comes from the source, since its
+// fetchedKeyFor returns the one *Key fed by a key source (the same
+// Identity is one source: a key service's URL and scene code, a command's
+// argv, an OAuth 2.0 client, a service account). Its id comes from the source, since its
 // secret changes with every fetch; until the first fetch it is unusable.
 // Called with p.mu held.
 func (p *Pool) fetchedKeyFor(src *keygate.KeySource) *Key {
-	id := p.hasher.ID("key_source\x00" + src.URL + "\x00" + src.SceneCode)
+	id := p.hasher.ID(src.Identity())
 	k := p.keys[id]
 	if k == nil {
-		k = newKey(id, "", 0)
+		k = newKey(&p.hub, id, "", 0)
 		k.source = src
 		k.Expire()
 		p.keys[id] = k

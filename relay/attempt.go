@@ -78,6 +78,9 @@ func (a *attempt) run(ctx context.Context, w http.ResponseWriter, rec *keygate.U
 	defer cancel(nil)
 
 	out, err := ad.NewRequest(actx, &c.Request, t)
+	if err == nil && k.Bearer() {
+		provider.UseBearer(out, secret)
+	}
 	if err != nil {
 		v := health.Verdict{Class: health.ClassInternal, Scope: health.ScopeNone, Failover: true, Reason: "could not build the upstream request"}
 		r.Logger.Error("build upstream request", "model", a.group, "key_id", k.ID, "err", keygate.MaskIn(err.Error(), secret))

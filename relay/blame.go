@@ -98,7 +98,7 @@ func (r *Relay) confirm(ctx context.Context, ad provider.Adapter, k *pool.Key, t
 	cs.m[k] = c
 	cs.mu.Unlock()
 
-	c.res = r.check(ctx, ad, t)
+	c.res = r.check(ctx, ad, t, k.Bearer())
 	cs.mu.Lock()
 	delete(cs.m, k)
 	cs.mu.Unlock()
@@ -106,12 +106,15 @@ func (r *Relay) confirm(ctx context.Context, ad provider.Adapter, k *pool.Key, t
 	return c.res
 }
 
-func (r *Relay) check(ctx context.Context, ad provider.Adapter, t provider.Target) checkResult {
+func (r *Relay) check(ctx context.Context, ad provider.Adapter, t provider.Target, bearer bool) checkResult {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := ad.CheckRequest(cctx, t)
 	if err != nil {
 		return checkUnsure
+	}
+	if bearer {
+		provider.UseBearer(req, t.Secret)
 	}
 	resp, err := r.transport().RoundTrip(req)
 	if err != nil {

@@ -33,6 +33,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /api/v1/keys/reset", requireAdmin(d, admin.HandleResetKeys(ad)))
 	mux.Handle("POST /api/v1/keys/check", requireAdmin(d, admin.HandleCheckKeys(ad, d.Checker)))
 	mux.Handle("POST /api/v1/keys/lookup", requireAdmin(d, admin.HandleLookupKey(ad)))
+	mux.Handle("GET /api/v1/key-sources", requireAdmin(d, admin.HandleListKeySources(d.Pool, d.Clock)))
 
 	td := admin.TokenDeps{Deps: ad, Tokens: d.Tokens, Hash: HashToken,
 		Reload: func(r *http.Request) error { return d.ReloadTokens(r.Context()) },
