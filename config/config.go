@@ -46,6 +46,13 @@ type Config struct {
 	// Pacing keeps keys under their providers' rate limits (SPEC section 4a).
 	Pacing Pacing `yaml:"pacing"`
 
+	// StreamIdleTimeout is how long a provider may send nothing once its
+	// answer's headers arrived (a stream between events, a plain answer's
+	// body) before keygate gives up on it; 0 means 2 minutes.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+	// RequestReadTimeout bounds reading a caller's request body; 0 means 60 s.
+	RequestReadTimeout time.Duration `yaml:"request_read_timeout"`
+
 	// ZeroConfig is the model built from the LLM_* / APIKEY_* variables when
 	// the YAML declares no models (SPEC "Zero-config mode"); nil when the YAML
 	// has models, or when none of LLM_API_KEY, LLM_BASE_URL, LLM_MODEL,

@@ -100,6 +100,7 @@ type Provider struct {
 
 	limiter *limiter     // Options.Limits
 	tailSeq atomic.Int64 // calls seen by Options.Tail
+	faults  faultState   // misbehaviour on demand (faults.go)
 }
 
 // New returns a provider answering as opts say.
@@ -263,6 +264,9 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.canceled.Add(1)
 		return
 	}
+	if rt != routeModels && p.serveFault(w, r, key, req, stream) {
+		return
+	}
 
 	if key == "" {
 		errMissingKey.write(w)
@@ -308,6 +312,10 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case routeEmbeddings:
 		p.embeddings(w, req, quotedModel)
 	case routeChat:
+		if req.Get("tools").IsArray() {
+			p.toolCall(w, req, quotedModel, stream)
+			return
+		}
 		if stream {
 			p.streamChat(r.Context(), w, req, quotedModel)
 		} else {

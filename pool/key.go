@@ -167,7 +167,7 @@ type Slot struct {
 	Model     string
 	st        state
 	netStreak atomic.Int32                 // network failures in a row
-	netSince  atomic.Int64                 // when that streak began, unix nanoseconds
+	netSince  atomic.Int64                 // the deployment's success count when that streak began
 	room      atomic.Pointer[pace.Room]    // nil while nothing limits the key (pace.go)
 	unpaced   atomic.Bool                  // pacing is off: picks ignore room
 	ttfb      atomic.Pointer[pace.Latency] // made by the first hedged model's call

@@ -19,10 +19,9 @@ type Deployment struct {
 	Fetched  *Slot
 	Slots    []*Slot
 	selector *selector
-	// lastSuccess is the latest success of any key here (unix
-	// nanoseconds): a key failing at the network level while its peers
-	// succeed is the one to blame.
-	lastSuccess atomic.Int64
+	// successes counts the successes of every key here: a key failing at
+	// the network level while its peers succeed is the one to blame.
+	successes atomic.Int64
 }
 
 // Group is every deployment that answers to one model_id.

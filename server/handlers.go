@@ -31,28 +31,17 @@ func handleRelay(d Deps, dialect provider.Dialect, path, required string) http.H
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		body, err := readBody(w, r, d.MaxBodyBytes)
+		body, err := readBody(w, r, d.MaxBodyBytes, d.RequestReadTimeout)
 		if err != nil {
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		if !gjson.ValidBytes(body) {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "request body is not valid JSON"))
+		f, err := readFields(body, required)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
 			return
 		}
-		model, need, stream := topFields(body, required)
-		if model.Type != gjson.String || model.Str == "" {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required field: model (a string)"))
-			return
-		}
-		if !need.Exists() {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required field: %s", required))
-			return
-		}
-		if stream.Exists() && stream.Type != gjson.True && stream.Type != gjson.False {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "field stream must be true or false"))
-			return
-		}
+		model, stream := f.model, f.stream
 		g := d.Pool.Group(model.Str)
 		if g == nil {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "The model `%s` does not exist", model.Str))
@@ -62,14 +51,16 @@ func handleRelay(d Deps, dialect provider.Dialect, path, required string) http.H
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotAllowed, "this token may not use model `%s`", model.Str))
 			return
 		}
-		est := estimate(body, dialect, g)
+		est := estimate(body, dialect, f.maxTokens, g)
 		modelRate := d.modelRates.get(g)
 		if ok, wait := modelRate.Allow(start, est.tokens); !ok {
 			retryAfter(w, wait)
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "model %s is over its requests or tokens per minute; retry in %s", g.ID, wait))
 			return
 		}
-		if ok, wait := caller.rate.Allow(start, est.tokens); !ok {
+		ok, wait := caller.rate.Allow(start, est.tokens)
+		rateHeaders(w.Header(), caller.rate, start)
+		if !ok {
 			retryAfter(w, wait)
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "token %s is over its requests or tokens per minute; retry in %s", caller.Name, wait))
 			return
@@ -114,14 +105,11 @@ type cost struct {
 	cost          float64
 }
 
-func estimate(body []byte, dialect provider.Dialect, g *pool.Group) cost {
+func estimate(body []byte, dialect provider.Dialect, maxTokens int, g *pool.Group) cost {
 	prompt := len(body)/3 + 1
 	reply := 0
 	if dialect == provider.DialectChat {
-		reply = int(gjson.GetBytes(body, "max_tokens").Int())
-		if reply == 0 {
-			reply = int(gjson.GetBytes(body, "max_completion_tokens").Int())
-		}
+		reply = maxTokens // checked: 0 (absent) or 1…maxReplyTokens, so a reservation is never negative
 	}
 	var in, out float64
 	for _, d := range g.Deployments {
@@ -136,28 +124,18 @@ func estimate(body []byte, dialect provider.Dialect, g *pool.Group) cost {
 	return cost{tokens: prompt + reply, prompt: prompt, reply: reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
 }
 
-// topFields reads model, required and stream from the top level of a
-// JSON object in one pass; the values it skips are not decoded.
-func topFields(body []byte, required string) (model, need, stream gjson.Result) {
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "model":
-			model = v
-		case "stream":
-			stream = v
-		case required:
-			need = v
-		}
-		return true
-	})
-	return model, need, stream
-}
-
 // readBody reads the whole body, refusing one over limit with 413.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, tooLarge(limit)
 	}
+	// A caller trickling its body must not hold a request (and its
+	// goroutine and buffer) for ever; the deadline goes once it is read.
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
 	size := r.ContentLength
 	if size < 0 || size > 1<<20 {
 		size = 512
@@ -168,12 +146,21 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
+			if deadline {
+				rc.SetReadDeadline(time.Time{}) // a stream may run for long after this
+			}
 			return buf, nil
 		}
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return nil, tooLarge(limit)
+			}
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				// The rest of the body will not come: no draining it.
+				w.Header().Set("Connection", "close")
+				return nil, keygate.Errorf(keygate.EInvalidRequest, "the request body did not arrive within %s", timeout)
 			}
 			return nil, keygate.Errorf(keygate.EInvalidRequest, "could not read request body: %v", err)
 		}
@@ -251,8 +238,15 @@ func handleReadyz(d Deps) http.Handler {
 	})
 }
 
-func handleNotFound() http.Handler {
+// handleNotFound answers a request no route took: 405 with Allow when the
+// path exists for other methods, else 404, both in the error shape.
+func handleNotFound(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			respond.Error(w, nil, keygate.Errorf(keygate.EMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+			return
+		}
 		respond.Error(w, nil, keygate.Errorf(keygate.ENotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
 }

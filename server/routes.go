@@ -17,6 +17,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	models := handleModels(d)
 	mux.Handle("GET /v1/models", models)
 	mux.Handle("GET /api/v1/llm/models", models)
+	mux.Handle("GET /v1/models/{id}", handleModel(d))
 
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(d))
@@ -68,5 +69,5 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		mux.Handle("POST /api/v1/auth/login", admin.HandleLogin(ad))
 	}
 
-	mux.Handle("/", handleNotFound())
+	mux.Handle("/", handleNotFound(mux))
 }
