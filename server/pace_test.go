@@ -102,24 +102,27 @@ func TestPacingWaitsForRoomWithinMaxQueueWait(t *testing.T) {
 	resp.Body.Close()
 }
 
-// A hedged model's slow call goes again on another key after after_ms; the
-// second answers first, the first is cancelled, both are attempts, and the
-// caller is billed once.
-func TestHedgeSecondCallWins(t *testing.T) {
-	var cancelled, slowCalls atomic.Int64
-	arrived := make(chan struct{}, 4)
-	f := newFixture(t, setup{
+// stalledFirstKey is a hedged model of two keys whose first key's calls
+// never answer (a stream sends its headers, then nothing): each call is
+// signalled on arrived, and counted in cancelled when the gateway gives up on it.
+func stalledFirstKey(t *testing.T, stream bool) (f *fixture, arrived chan struct{}, cancelled *atomic.Int64) {
+	arrived, cancelled = make(chan struct{}, 4), new(atomic.Int64)
+	f = newFixture(t, setup{
 		upstream: func(mock http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Header.Get("Authorization") == "Bearer "+healthyKey1 {
-					io.ReadAll(r.Body) // then the server notices the caller hanging up
-					slowCalls.Add(1)
-					arrived <- struct{}{}
-					<-r.Context().Done() // never answers
-					cancelled.Add(1)
+				if r.Header.Get("Authorization") != "Bearer "+healthyKey1 {
+					mock.ServeHTTP(w, r)
 					return
 				}
-				mock.ServeHTTP(w, r)
+				io.ReadAll(r.Body) // then the server notices the caller hanging up
+				if stream {
+					w.Header().Set("Content-Type", "text/event-stream")
+					w.WriteHeader(200)
+					w.(http.Flusher).Flush() // headers now, the first event never
+				}
+				arrived <- struct{}{}
+				<-r.Context().Done()
+				cancelled.Add(1)
 			})
 		},
 		models: func(base string) []keygate.Model {
@@ -128,15 +131,29 @@ func TestHedgeSecondCallWins(t *testing.T) {
 				APIKeys: []keygate.KeySpec{{Key: healthyKey1}, {Key: healthyKey2}}}}
 		},
 	})
-	done := make(chan *http.Response, 1)
-	go func() { done <- f.post(t, "/v1/chat/completions", appToken, chatBody) }()
-	<-arrived
+	return f, arrived, cancelled
+}
+
+// passHedgeTimer waits for the hedge's timer and lets after_ms pass.
+func (f *fixture) passHedgeTimer(t *testing.T) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := f.clock.BlockUntilContext(ctx, 1); err != nil {
 		t.Fatal("no hedge timer")
 	}
 	f.clock.Advance(300 * time.Millisecond)
+}
+
+// A hedged model's slow call goes again on another key after after_ms; the
+// second answers first, the first is cancelled, both are attempts, and the
+// caller is billed once.
+func TestHedgeSecondCallWins(t *testing.T) {
+	f, arrived, cancelled := stalledFirstKey(t, false)
+	done := make(chan *http.Response, 1)
+	go func() { done <- f.post(t, "/v1/chat/completions", appToken, chatBody) }()
+	<-arrived
+	f.passHedgeTimer(t)
 	resp := <-done
 	if resp.StatusCode != 200 || resp.Header.Get("X-Keygate-Attempts") != "2" {
 		t.Fatalf("hedged request: %d, attempts %q", resp.StatusCode, resp.Header.Get("X-Keygate-Attempts"))
@@ -160,25 +177,7 @@ func TestHedgeSecondCallWins(t *testing.T) {
 
 // A request the caller marked non-idempotent is never sent twice.
 func TestNoHedgeForNonIdempotent(t *testing.T) {
-	arrived := make(chan struct{}, 4)
-	f := newFixture(t, setup{
-		upstream: func(mock http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Header.Get("Authorization") == "Bearer "+healthyKey1 {
-					io.ReadAll(r.Body)
-					arrived <- struct{}{}
-					<-r.Context().Done()
-					return
-				}
-				mock.ServeHTTP(w, r)
-			})
-		},
-		models: func(base string) []keygate.Model {
-			return []keygate.Model{{ModelID: "gpt-4o-mini", BaseURL: base, KeyUsageMode: keygate.ModeSingle,
-				Hedge:   &keygate.Hedge{AfterMS: 300, MaxExtraPercent: 100},
-				APIKeys: []keygate.KeySpec{{Key: healthyKey1}, {Key: healthyKey2}}}}
-		},
-	})
+	f, arrived, _ := stalledFirstKey(t, false)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -200,47 +199,16 @@ func TestNoHedgeForNonIdempotent(t *testing.T) {
 	}
 }
 
-
-
-
 // A stream whose first byte is late is hedged too: the provider's 200
 // headers are not its answer, its first event is.
 func TestHedgeStreamBeforeItsFirstByte(t *testing.T) {
-	arrived := make(chan struct{}, 4)
-	var cancelled atomic.Int64
-	f := newFixture(t, setup{
-		upstream: func(mock http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Header.Get("Authorization") == "Bearer "+healthyKey1 {
-					io.ReadAll(r.Body)
-					w.Header().Set("Content-Type", "text/event-stream")
-					w.WriteHeader(200)
-					w.(http.Flusher).Flush() // headers now, the first event never
-					arrived <- struct{}{}
-					<-r.Context().Done()
-					cancelled.Add(1)
-					return
-				}
-				mock.ServeHTTP(w, r)
-			})
-		},
-		models: func(base string) []keygate.Model {
-			return []keygate.Model{{ModelID: "gpt-4o-mini", BaseURL: base, KeyUsageMode: keygate.ModeSingle,
-				Hedge:   &keygate.Hedge{AfterMS: 300, MaxExtraPercent: 100},
-				APIKeys: []keygate.KeySpec{{Key: healthyKey1}, {Key: healthyKey2}}}}
-		},
-	})
+	f, arrived, cancelled := stalledFirstKey(t, true)
 	done := make(chan *http.Response, 1)
 	go func() {
 		done <- f.post(t, "/v1/chat/completions", appToken, `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello there"}]}`)
 	}()
 	<-arrived
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := f.clock.BlockUntilContext(ctx, 1); err != nil {
-		t.Fatal("no hedge timer")
-	}
-	f.clock.Advance(300 * time.Millisecond)
+	f.passHedgeTimer(t)
 	resp := <-done
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "[DONE]") || resp.Header.Get("X-Keygate-Key") != f.pool.KeyID(healthyKey2) {

@@ -61,14 +61,14 @@ const (
 )
 
 type setup struct {
-	keys    map[string]mockprovider.Behavior
-	opts    mockprovider.Options
+	keys map[string]mockprovider.Behavior
+	opts mockprovider.Options
 	// upstream, if set, wraps the mock provider (a test's own misbehaviour).
 	upstream func(http.Handler) http.Handler
-	models  func(base string) []keygate.Model
-	maxBody int64
-	policy  *keygate.KeyPolicy
-	tune    func(*relay.Relay) // changes to the relay's settings
+	models   func(base string) []keygate.Model
+	maxBody  int64
+	policy   *keygate.KeyPolicy
+	tune     func(*relay.Relay) // changes to the relay's settings
 	// readTimeout bounds reading request bodies (default: the server's).
 	readTimeout time.Duration
 }
