@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -29,7 +30,13 @@ type PaceOptions struct {
 	Steady time.Duration // the pacing phase's timed part; default 2 windows
 	Hedge  time.Duration // each half of the hedging phase; default 8 s
 	Slow   time.Duration // the tail's delay; default 2 s
-	Log    io.Writer
+	// Only, if set, runs only the phases named (pacing, forecast, hedging).
+	Only []string
+	Log  io.Writer
+}
+
+func (o *PaceOptions) runs(phase string) bool {
+	return len(o.Only) == 0 || slices.Contains(o.Only, phase)
 }
 
 // PaceSmoke is a run of a few seconds that checks the phases work.
@@ -122,21 +129,29 @@ func RunPace(ctx context.Context, o PaceOptions) (*PaceResult, error) {
 	res := &PaceResult{Window: o.Window}
 	var err error
 	step := func(format string, args ...any) { fmt.Fprintf(o.Log, "keygate-load: "+format+"\n", args...) }
-	step("pacing on: %d keys of %d per %s, driven at %d per %s", paceKeys, paceRPM, o.Window, paceDrive, o.Window)
-	if res.On, err = pacingPhase(ctx, o, false); err != nil {
-		return nil, err
+	if o.runs("pacing") {
+		step("pacing on: %d keys of %d per %s, driven at %d per %s", paceKeys, paceRPM, o.Window, paceDrive, o.Window)
+		if res.On, err = pacingPhase(ctx, o, false); err != nil {
+			return nil, err
+		}
+		step("pacing off, for contrast")
+		if res.Off, err = pacingPhase(ctx, o, true); err != nil {
+			return nil, err
+		}
 	}
-	step("pacing off, for contrast")
-	if res.Off, err = pacingPhase(ctx, o, true); err != nil {
-		return nil, err
+	if o.runs("forecast") {
+		step("forecast: one key draining at 1.5× its refill")
+		if err = forecastPhase(ctx, o, res); err != nil {
+			return nil, err
+		}
+		step("forecast read at %s: exhausts_at %s; the mock refused first at %s",
+			res.ForecastAt.Format("15:04:05.000"), res.ExhaustsAt.Format("15:04:05.000"), res.RefusedAt.Format("15:04:05.000"))
 	}
-	step("forecast: one key draining at 1.5× its refill")
-	if err = forecastPhase(ctx, o, res); err != nil {
-		return nil, err
-	}
-	step("hedging: %.0f%% of calls take %s", tailShare*100, o.Slow)
-	if err = hedgePhase(ctx, o, res); err != nil {
-		return nil, err
+	if o.runs("hedging") {
+		step("hedging: %.0f%% of calls take %s", tailShare*100, o.Slow)
+		if err = hedgePhase(ctx, o, res); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
@@ -210,9 +225,10 @@ func pacingPhase(ctx context.Context, o PaceOptions, off bool) (PacingRun, error
 	// Room left over from the burst is spent in the first moments; the
 	// count starts after a quarter of the phase, when only refill is left.
 	from := began.Add(o.Steady / 4)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for now := time.Now(); now.Before(end) && ctx.Err() == nil; now = <-tick.C {
+	for i := 0; ctx.Err() == nil; i++ {
+		if !paceTick(began, i, interval, end) {
+			break
+		}
 		wg.Go(func() {
 			status, ra, err := post(ctx, c, k.url)
 			done := time.Now()
@@ -239,6 +255,19 @@ func pacingPhase(ctx context.Context, o PaceOptions, off bool) (PacingRun, error
 	limit := float64(paceKeys*paceRPM) * end.Sub(from).Seconds() / o.Window.Seconds()
 	run.Admitted = float64(run.Served) / limit
 	return run, ctx.Err()
+}
+
+// paceTick waits for the i-th send of a steady drive that began at began,
+// and reports false once that moment is past end. A drive that fell behind
+// (a busy machine) catches up rather than dropping sends, as a ticker
+// would: the offered rate stays what the phase says.
+func paceTick(began time.Time, i int, interval time.Duration, end time.Time) bool {
+	at := began.Add(time.Duration(i) * interval)
+	if !at.Before(end) {
+		return false
+	}
+	time.Sleep(time.Until(at))
+	return true
 }
 
 // keyState is what the phases read of GET /api/v1/keys.
@@ -290,9 +319,11 @@ func forecastPhase(ctx context.Context, o PaceOptions, res *PaceResult) error {
 	deadline := began.Add(2 * dry)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for now := time.Now(); now.Before(deadline) && ctx.Err() == nil; now = <-tick.C {
+	for i := 0; ctx.Err() == nil; i++ {
+		if !paceTick(began, i, interval, deadline) {
+			break
+		}
+		now := time.Now()
 		wg.Go(func() { post(ctx, c, k.url) })
 		if res.ForecastAt.IsZero() && now.After(readAt) {
 			ks, err := keysOf(ctx, k.url)

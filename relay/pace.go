@@ -43,6 +43,29 @@ func (r *Relay) reserve(a *pool.Attempt, c *Call) held {
 	return held{room: room, ticket: room.Reserve(r.Clock.Now(), c.Cost), live: true}
 }
 
+// reserveOrWait reserves room for the picked attempt. A concurrent request
+// may have taken the last of it since the pick: then the request waits for
+// it as waitForRoom would, or gives it up for the key whose room comes back
+// first, or (ok false) for a 503.
+func (r *Relay) reserveOrWait(ctx context.Context, g *pool.Group, tried []*pool.Key, c *Call, a pool.Attempt) (pool.Attempt, held, time.Duration, bool) {
+	h := r.reserve(&a, c)
+	if !h.live || h.ticket.Wait <= 0 || r.Pacing.Off {
+		return a, h, 0, true
+	}
+	now := r.Clock.Now()
+	if pace.MayWait(ctx, c.Start, now, h.ticket.Wait, r.Pacing.maxWait()) {
+		if pace.Sleep(ctx, r.Clock, h.ticket.Wait) {
+			return a, h, 0, true
+		}
+		h.room.Cancel(r.Clock.Now(), h.ticket)
+		r.Pool.Release(&a)
+		return a, held{}, 0, false
+	}
+	h.room.Cancel(now, h.ticket)
+	r.Pool.Release(&a)
+	return r.waitForRoom(ctx, g, tried, c)
+}
+
 // settle ends a reservation with what the attempt came to: on success the
 // tokens it used (settleUsed); on failure nothing back for a call the
 // network lost, the prompt for one the provider saw, and for a rate limit

@@ -159,7 +159,13 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 				break
 			}
 			if !c.hold.live {
-				c.hold = r.reserve(&a, c)
+				var wait time.Duration
+				if a, c.hold, wait, ok = r.reserveOrWait(ctx, g, tried, c, a); !ok {
+					if wait > 0 && (paced == 0 || wait < paced) {
+						paced = wait
+					}
+					break
+				}
 			}
 			k := a.Key()
 			tried = append(tried, k)

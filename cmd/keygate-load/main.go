@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,6 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&full.Streams, "streams", 1000, "streams held open at once for the RSS phase")
 	smoke := fs.Bool("smoke", false, "a run of seconds that checks the harness works (overrides -duration, -conns, -streams)")
 	paceOnly := fs.Bool("pace", false, "run only the pacing, forecast and hedging phases (about a minute; seconds with -smoke)")
+	phases := fs.String("pace-phases", "", "with -pace: a comma-separated subset of pacing,forecast,hedging")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	fs.StringVar(&full.CPUProfile, "cpuprofile", "", "write keygate's CPU profile of the throughput phase to this file")
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		popts = loadtest.PaceSmoke()
 	}
 	popts.Log = stderr
+	if *phases != "" {
+		popts.Only = strings.Split(*phases, ",")
+	}
 	if *paceOnly {
 		pres, err := loadtest.RunPace(ctx, popts)
 		if err != nil {
