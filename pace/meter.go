@@ -70,11 +70,12 @@ func (m *meter) wait(now int64, need float64) time.Duration {
 	return time.Duration(math.Ceil((need - m.level) / m.rate))
 }
 
-// observe takes what an answer reported. Within the same window, the
+// observe takes what an answer reported; since is what was taken after
+// the answered request, which the provider's count does not hold yet. Within the same window, the
 // meter keeps the lower of its own count and the provider's: its own counts
 // requests in flight and booked that the provider has not seen yet, the
 // provider's counts other users of the key. A new window trusts the provider.
-func (m *meter) observe(now int64, w Window) {
+func (m *meter) observe(now int64, w Window, since float64) {
 	m.advance(now)
 	rem := float64(w.Remaining)
 	limit := float64(w.Limit)
@@ -102,10 +103,11 @@ func (m *meter) observe(now int64, w Window) {
 		}
 		m.reset = reset
 	}
+	// What was sent after the answered request is not in its count.
 	if sameWindow {
-		m.level = math.Min(m.level, rem)
+		m.level = math.Min(m.level, rem-since)
 	} else {
-		m.level = rem
+		m.level = rem - since
 	}
 	m.at = now
 }

@@ -145,7 +145,7 @@ func TestConfiguredRPMPacesTheKey(t *testing.T) {
 func TestOutOfRoomUntilReset(t *testing.T) {
 	t.Run("openai bucket: room for the next request comes back at its share of the reset", func(t *testing.T) {
 		r := &Room{}
-		r.Observe(t0, ParseOpenAI(hdr("x-ratelimit-limit-requests", "60", "x-ratelimit-remaining-requests", "0", "x-ratelimit-reset-requests", "6s"), t0))
+		r.Observe(t0, ParseOpenAI(hdr("x-ratelimit-limit-requests", "60", "x-ratelimit-remaining-requests", "0", "x-ratelimit-reset-requests", "6s"), t0), nil)
 		if r.Ready(t0.UnixNano()) {
 			t.Fatal("ready with 0 remaining")
 		}
@@ -155,7 +155,7 @@ func TestOutOfRoomUntilReset(t *testing.T) {
 	})
 	t.Run("azure window: nothing before the reset", func(t *testing.T) {
 		r := &Room{}
-		r.Observe(t0, ParseAzure(hdr("x-ratelimit-remaining-requests", "0"), t0))
+		r.Observe(t0, ParseAzure(hdr("x-ratelimit-remaining-requests", "0"), t0), nil)
 		if r.Ready(t0.Add(9 * time.Second).UnixNano()) {
 			t.Error("ready 9 s into a 10 s window with 0 remaining")
 		}
@@ -165,11 +165,11 @@ func TestOutOfRoomUntilReset(t *testing.T) {
 	})
 	t.Run("the lower count wins within a window", func(t *testing.T) {
 		r := &Room{}
-		r.Observe(t0, ParseOpenAI(hdr("x-ratelimit-limit-requests", "10", "x-ratelimit-remaining-requests", "2", "x-ratelimit-reset-requests", "48s"), t0))
+		r.Observe(t0, ParseOpenAI(hdr("x-ratelimit-limit-requests", "10", "x-ratelimit-remaining-requests", "2", "x-ratelimit-reset-requests", "48s"), t0), nil)
 		r.Reserve(t0, Cost{})
 		r.Reserve(t0, Cost{})
 		// A slow answer from before says 5 remain; the two in flight are not in it.
-		r.Observe(t0, ParseOpenAI(hdr("x-ratelimit-limit-requests", "10", "x-ratelimit-remaining-requests", "5", "x-ratelimit-reset-requests", "30s"), t0))
+		r.Observe(t0, ParseOpenAI(hdr("x-ratelimit-limit-requests", "10", "x-ratelimit-remaining-requests", "5", "x-ratelimit-reset-requests", "30s"), t0), nil)
 		if r.Ready(t0.UnixNano()) {
 			t.Error("a stale answer gave back room that two requests in flight took")
 		}
@@ -225,7 +225,7 @@ func TestForecastOfADrainingKey(t *testing.T) {
 		return ParseOpenAI(hdr("x-ratelimit-limit-requests", "60", "x-ratelimit-remaining-requests", itoa(rem),
 			"x-ratelimit-reset-requests", (time.Duration(60-rem)*100*time.Millisecond).String()), t0)
 	}
-	r.Observe(t0, limits(60))
+	r.Observe(t0, limits(60), nil)
 	level := 60.0
 	now := t0
 	step := time.Second / 15
@@ -235,7 +235,7 @@ func TestForecastOfADrainingKey(t *testing.T) {
 		r.Reserve(now, Cost{})
 		tk := ParseOpenAI(hdr("x-ratelimit-limit-requests", "60", "x-ratelimit-remaining-requests", itoa(int(level)),
 			"x-ratelimit-reset-requests", (time.Duration((60-level)*100)*time.Millisecond).String()), now)
-		r.Observe(now, tk)
+		r.Observe(now, tk, nil)
 	}
 	f := r.Forecast(now)
 	if f.ExhaustsAt == nil {
@@ -344,5 +344,25 @@ func TestSleepUsesTheClock(t *testing.T) {
 	cancel()
 	if <-done {
 		t.Error("Sleep did not stop when the caller went")
+	}
+}
+
+// A burst sent before anything was known: the first answer's remaining
+// count is as of its own request, and the nine sent after it are not in it.
+func TestFirstAnswerCountsWhatWasSentAfterIt(t *testing.T) {
+	r := &Room{}
+	var first Ticket
+	for i := range 10 {
+		tk := r.Reserve(t0, Cost{})
+		if i == 0 {
+			first = tk
+		}
+	}
+	r.Observe(t0, ParseOpenAI(hdr("x-ratelimit-limit-requests", "10", "x-ratelimit-remaining-requests", "9", "x-ratelimit-reset-requests", "6s"), t0), &first)
+	if r.Ready(t0.UnixNano()) {
+		t.Error("ready: the nine requests sent after the answered one were not counted")
+	}
+	if f := r.Forecast(t0); f.RemainingRequests == nil || *f.RemainingRequests != 0 {
+		t.Errorf("remaining %v, want 0", f.RemainingRequests)
 	}
 }

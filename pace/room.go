@@ -14,14 +14,19 @@ import (
 type Room struct {
 	readyAt atomic.Int64 // unix ns before which the key has no room for one more request
 	score   atomic.Int64 // room left as a share of the tightest limit, in millionths
+	known   atomic.Bool  // some limit is known: headers came, or an rpm/tpm is configured
 
 	mu sync.Mutex
 	// What the provider's answers said: requests, tokens, input tokens,
 	// output tokens; then the key's configured rpm and tpm.
-	m              [dims]meter
-	burnReq        burn
-	burnTok        burn
-	observed       int64 // when an answer last said something, unix ns
+	m        [dims]meter
+	burnReq  burn
+	burnTok  burn
+	observed int64 // when an answer last said something, unix ns
+	// Requests and tokens reserved so far, ever: an answer's remaining
+	// counts is as of its own request, so what was sent after it is taken
+	// off (Ticket.sent marks where that request stood).
+	sent, sentTok  float64
 	cfgRPM, cfgTPM int
 }
 
@@ -51,6 +56,9 @@ type Ticket struct {
 	// Wait is how long the request must wait before its key has room for
 	// it (zero: it may go now).
 	Wait time.Duration
+
+	sent, sentTok float64 // the Room's counts before this reservation
+	live          bool
 }
 
 // NewRoom returns a Room for a key with the configured rpm/tpm (0 = none).
@@ -68,6 +76,9 @@ func (r *Room) Configure(rpm, tpm int, now time.Time) {
 	r.cfgRPM, r.cfgTPM = rpm, tpm
 	r.m[dimCfgReq].configure(n, rpm)
 	r.m[dimCfgTok].configure(n, tpm)
+	if rpm > 0 || tpm > 0 {
+		r.known.Store(true)
+	}
 	r.publish(n)
 }
 
@@ -113,8 +124,10 @@ func (r *Room) Reserve(now time.Time, c Cost) Ticket {
 	n := now.UnixNano()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t := Ticket{Cost: c, At: now}
 	tok := float64(c.Tokens())
+	t := Ticket{Cost: c, At: now, sent: r.sent, sentTok: r.sentTok, live: true}
+	r.sent++
+	r.sentTok += tok
 	for i := range r.m {
 		need := r.need(i, c)
 		if w := r.m[i].wait(n, need); w > t.Wait {
@@ -155,6 +168,8 @@ func (r *Room) Cancel(now time.Time, t Ticket) {
 	}
 	r.burnReq.add(n, -1)
 	r.burnTok.add(n, -float64(t.Cost.Tokens()))
+	r.sent--
+	r.sentTok -= float64(t.Cost.Tokens())
 	r.publish(n)
 }
 
@@ -175,22 +190,40 @@ func (r *Room) Settle(now time.Time, t Ticket, input, output int) {
 	r.publish(n)
 }
 
-// Observe takes the limits an answer reported.
-func (r *Room) Observe(now time.Time, l Limits) {
+// Observe takes the limits an answer reported. t is the reservation of
+// the request it answers, if it had one: what this Room reserved after it,
+// the provider had not counted when it wrote its remaining counts.
+func (r *Room) Observe(now time.Time, l Limits, t *Ticket) {
 	if !l.Any() {
 		return
 	}
 	n := now.UnixNano()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var sinceReq, sinceTok float64
+	if t != nil && t.live {
+		sinceReq, sinceTok = max(r.sent-t.sent-1, 0), max(r.sentTok-t.sentTok-float64(t.Cost.Tokens()), 0)
+	}
 	for i, w := range [...]Window{l.Requests, l.Tokens, l.InputTokens, l.OutputTokens} {
-		if w.Set {
-			r.m[i].observe(n, w)
+		if !w.Set {
+			continue
+		}
+		switch i {
+		case dimReq:
+			r.m[i].observe(n, w, sinceReq)
+		case dimTok:
+			r.m[i].observe(n, w, sinceTok)
+		default:
+			r.m[i].observe(n, w, 0)
 		}
 	}
 	r.observed = n
+	r.known.Store(true)
 	r.publish(n)
 }
+
+// Known reports whether some limit of the key is known.
+func (r *Room) Known() bool { return r != nil && r.known.Load() }
 
 // Refused tells the room the provider refused the key with a rate limit
 // until `until`: whatever it counted, it has no room before then.
@@ -208,6 +241,7 @@ func (r *Room) Refused(now, until time.Time) {
 	m.advance(n)
 	m.level = math.Min(m.level, 0)
 	m.at = n
+	r.known.Store(true)
 	if m.fixed {
 		m.reset = max(m.reset, until.UnixNano())
 	} else if m.limit > 0 {
@@ -256,17 +290,4 @@ func (r *Room) WaitFor(now time.Time, c Cost) time.Duration {
 		}
 	}
 	return wait
-}
-
-// Known reports whether anything limits the key: an answer's headers or
-// a configured rpm/tpm.
-func (r *Room) Known() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := range r.m {
-		if r.m[i].on {
-			return true
-		}
-	}
-	return false
 }

@@ -79,7 +79,7 @@ const roomScan = 16
 // (nothing is known about the deployment's rooms, or pacing is off) or none qualifies.
 func roomiest(slots []*Slot, start int, tried []*Key, now int64) *Slot {
 	first := slots[start]
-	if first.unpaced.Load() || first.room.Load() == nil {
+	if first.unpaced.Load() || !first.room.Load().Known() {
 		return nil
 	}
 	var best *Slot
@@ -94,7 +94,11 @@ func roomiest(slots []*Slot, start int, tried []*Key, now int64) *Slot {
 		if wasTried(s.Key, tried) || !s.healthy(now) || !s.hasRoom(now) {
 			continue
 		}
-		if sc := s.room.Load().Score(); sc > bestScore {
+		r := s.room.Load()
+		if !r.Known() {
+			continue // unknown room is not more room: round robin reaches it
+		}
+		if sc := r.Score(); sc > bestScore {
 			best, bestScore = s, sc
 		}
 	}
@@ -124,8 +128,8 @@ func (g *Group) PickWaiting(tried []*Key, now time.Time, c pace.Cost) (a Attempt
 				continue
 			}
 			r := s.room.Load()
-			if r == nil || s.unpaced.Load() {
-				continue // without room it would have been picked
+			if !r.Known() || s.unpaced.Load() {
+				continue // without a known limit it would have been picked
 			}
 			if w := r.WaitFor(now, c); best == nil || w < wait {
 				best, bestD, wait = s, d, w

@@ -98,12 +98,12 @@ func (a *attempt) run(ctx context.Context, w http.ResponseWriter, rec *keygate.U
 	defer resp.Body.Close()
 	a.status = resp.StatusCode
 	a.meta = ad.Meta(resp.Header, r.Clock.Now())
-	r.observe(a.a, resp.StatusCode, resp.Header, nil)
+	r.observe(a.a, &c.hold, resp.StatusCode, resp.Header, nil)
 
 	if resp.StatusCode >= 300 {
 		body, _ := a.read(actx, cancel, resp.Body, 64<<10, durationOr(r.BodyTimeout, 2*time.Minute))
 		if a.a.Deployment.Model.Provider == pace.VendorGemini {
-			r.observe(a.a, resp.StatusCode, resp.Header, body) // Gemini's limits are in its 429's body
+			r.observe(a.a, &c.hold, resp.StatusCode, resp.Header, body) // Gemini's limits are in its 429's body
 		}
 		f := ad.Failure(&c.Request, resp.StatusCode, resp.Header, body, r.Clock.Now())
 		return a.judge(ctx, ad, t, f)

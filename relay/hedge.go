@@ -210,7 +210,7 @@ func (a *attempt) lose(l leg, n int, failed bool) {
 			body, _ = io.ReadAll(io.LimitReader(l.resp.Body, 64<<10))
 			v = l.ad.Failure(&a.call.Request, l.resp.StatusCode, l.resp.Header, body, now).Verdict
 		}
-		r.observe(&l.a, l.resp.StatusCode, l.resp.Header, body)
+		r.observe(&l.a, &l.hold, l.resp.StatusCode, l.resp.Header, body)
 	}
 	la.report(pool.Outcome{Time: now, Failed: true, Verdict: v})
 	r.settle(&l.hold, false, v)

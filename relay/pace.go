@@ -36,11 +36,11 @@ type held struct {
 // reserve takes the attempt's share of its key's room, unless a wait for
 // room took it already.
 func (r *Relay) reserve(a *pool.Attempt, c *Call) held {
-	room := a.Slot.Room()
-	if room == nil {
-		return held{}
-	}
-	return held{room: room, ticket: room.Reserve(r.Clock.Now(), c.Cost), live: true}
+	// Even before anything is known of the key, its room counts what is
+	// sent: the first answer's remaining counts must be read against it.
+	now := r.Clock.Now()
+	room := a.Slot.EnsureRoom(now)
+	return held{room: room, ticket: room.Reserve(now, c.Cost), live: true}
 }
 
 // reserveOrWait reserves room for the picked attempt. A concurrent request
@@ -100,13 +100,17 @@ func (r *Relay) settleUsed(h *held, prompt, completion int) {
 }
 
 // observe reads an answer's rate-limit information into the key's room.
-func (r *Relay) observe(a *pool.Attempt, status int, header http.Header, body []byte) {
+func (r *Relay) observe(a *pool.Attempt, h *held, status int, header http.Header, body []byte) {
 	now := r.Clock.Now()
 	l := pace.Parse(a.Deployment.Model.Provider, status, header, body, now)
 	if !l.Any() {
 		return
 	}
-	a.Slot.EnsureRoom(now).Observe(now, l)
+	var t *pace.Ticket
+	if h.live && h.room == a.Slot.Room() {
+		t = &h.ticket
+	}
+	a.Slot.EnsureRoom(now).Observe(now, l, t)
 }
 
 // waitForRoom is the wait-or-503 choice, when every key whose health
