@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ type childSpec struct {
 	Token      string        // keygate's gateway token
 	Words      int           // provider: words per completion
 	ChunkDelay time.Duration // provider: delay between stream events
+	Latency    time.Duration // provider: delay before every answer
 	// Provider: rate limits per key and a latency tail (pace.go's phases).
 	Limits *mockprovider.Limits `json:",omitempty"`
 	Tail   *mockprovider.Tail   `json:",omitempty"`
@@ -102,7 +104,7 @@ func runChild(specJSON string, stdin io.Reader, stdout, stderr io.Writer) error 
 		for _, k := range spec.Keys {
 			keys[k] = mockprovider.OK
 		}
-		p := mockprovider.New(mockprovider.Options{Keys: keys, NoRecord: true, Words: spec.Words, ChunkDelay: spec.ChunkDelay,
+		p := mockprovider.New(mockprovider.Options{Keys: keys, NoRecord: true, Words: spec.Words, ChunkDelay: spec.ChunkDelay, Latency: spec.Latency,
 			Limits: spec.Limits, Tail: spec.Tail})
 		stats = func() any { return providerStats(p, spec.Keys) }
 		serve = func() error { return serveUntil(ctx, ln, p) }
@@ -247,6 +249,14 @@ func commands(stdin io.Reader, stdout io.Writer, stats func() any) {
 			b, _ := json.Marshal(stats())
 			fmt.Fprintf(stdout, "ok %s\n", b)
 			continue
+		case cmd == "memprofile":
+			err = writeProfile(arg, "heap")
+		case cmd == "goroutines":
+			err = writeProfile(arg, "goroutine")
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			fmt.Fprintf(os.Stderr, "keygate-load child: %d goroutines; heap in use %d MB, stacks %d MB, heap idle %d MB, released %d MB, sys %d MB, GC goal %d MB\n",
+				runtime.NumGoroutine(), m.HeapInuse>>20, m.StackInuse>>20, m.HeapIdle>>20, m.HeapReleased>>20, m.Sys>>20, m.NextGC>>20)
 		case cmd == "stop" && prof != nil:
 			pprof.StopCPUProfile()
 			err = prof.Close()
@@ -264,6 +274,19 @@ func commands(stdin io.Reader, stdout io.Writer, stats func() any) {
 		pprof.StopCPUProfile()
 		prof.Close()
 	}
+}
+
+// writeProfile writes the named runtime profile to path.
+func writeProfile(path, name string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // proc is the harness's handle on a child.
