@@ -35,6 +35,7 @@ func (a *App) bindSources() error {
 			// A rotated OAuth 2.0 refresh token is kept sealed in the store
 			// under the key's id (a keyed hash of the source: no secret).
 			Vault: a.store, VaultName: k.ID,
+			Share: a.keySharer(k.ID),
 		})
 		if err != nil {
 			return err

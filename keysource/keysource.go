@@ -64,6 +64,7 @@ type Options struct {
 	// Without one it is kept in memory only.
 	Vault     Vault
 	VaultName string
+	Share     Sharer // several replicas share this source's keys (see shared.go); nil: fetch alone
 }
 
 // Vault keeps a source's secrets across restarts. The implementation
@@ -96,6 +97,7 @@ type Source struct {
 	timeout       time.Duration
 	interval      time.Duration
 	attempts      int
+	share         Sharer
 
 	// ctx bounds every fetch; it ends when Run returns.
 	ctx    context.Context
@@ -151,6 +153,7 @@ func New(spec keygate.KeySource, opts Options) (*Source, error) {
 		timeout:       timeout,
 		interval:      time.Duration(spec.RetryIntervalMS) * time.Millisecond,
 		attempts:      spec.Retries,
+		share:         opts.Share,
 		changed:       make(chan struct{}),
 	}
 	s.spec.Headers = make(map[string]string, len(spec.Headers))
@@ -411,7 +414,7 @@ func (s *Source) startLocked() *flight {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		f.lease, f.err = s.fetch(s.ctx)
+		f.lease, f.err = s.fetchShared(s.ctx)
 		s.mu.Lock()
 		s.flight = nil
 		s.mu.Unlock()

@@ -26,6 +26,8 @@ type Key struct {
 
 	ID     string // keyed hash of the secret (or of the key source); safe to log and store
 	Weight int
+	hub    *hub         // the pool's watchers of state changes
+	opAt   atomic.Int64 // unix nanoseconds of the operator's last switch
 
 	secret      atomic.Pointer[string]
 	masked      atomic.Pointer[string]
@@ -46,8 +48,8 @@ type Key struct {
 	modelsCache atomic.Pointer[[]string]
 }
 
-func newKey(id, secret string, weight int) *Key {
-	k := &Key{ID: id, Weight: weight}
+func newKey(h *hub, id, secret string, weight int) *Key {
+	k := &Key{ID: id, Weight: weight, hub: h}
 	k.setSecret(secret)
 	return k
 }
@@ -122,17 +124,26 @@ func (k *Key) OperatorDisabled() bool { return k.opDisabled.Load() }
 func (k *Key) SetDisabled(v bool) {
 	if k.opDisabled.Swap(v) != v {
 		k.statsDirty.Store(true)
+		k.opAt.Store(k.hub.now().UnixNano())
+		kind := ChangeOperatorEnabled
+		if v {
+			kind = ChangeOperatorDisabled
+		}
+		k.hub.emit(k, nil, kind)
 	}
 }
 
 // Reset clears every failure of the key, for every model, including a
 // disable caused by failures (not an operator's).
 func (k *Key) Reset() {
-	k.st.reset()
-	k.slotsMu.Lock()
-	defer k.slotsMu.Unlock()
-	for _, s := range k.slots {
-		s.st.reset()
+	now := k.hub.now()
+	if k.st.reset(now) {
+		k.hub.emit(k, nil, ChangeReset)
+	}
+	for _, s := range k.Slots() {
+		if s.st.reset(now) {
+			k.hub.emit(k, s, ChangeReset)
+		}
 	}
 }
 

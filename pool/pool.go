@@ -105,6 +105,7 @@ type Pool struct {
 	mu     sync.Mutex // serialises Load; never taken on the request path
 	keys   map[string]*Key
 	slots  map[slotID]*Slot
+	hub    hub
 }
 
 type slotID struct{ key, model string }
@@ -181,7 +182,7 @@ func (p *Pool) keyFor(secret string, weight int) *Key {
 	id := p.hasher.ID(secret)
 	k := p.keys[id]
 	if k == nil {
-		k = newKey(id, secret, weight)
+		k = newKey(&p.hub, id, secret, weight)
 		p.keys[id] = k
 	}
 	k.Weight = weight
@@ -197,7 +198,7 @@ func (p *Pool) fetchedKeyFor(src *keygate.KeySource) *Key {
 	id := p.hasher.ID(src.Identity())
 	k := p.keys[id]
 	if k == nil {
-		k = newKey(id, "", 0)
+		k = newKey(&p.hub, id, "", 0)
 		k.source = src
 		k.Expire()
 		p.keys[id] = k

@@ -152,17 +152,7 @@ func truncate(s string, n int) string {
 // States returns the persisted form of every key and slot whose state or
 // totals changed since the last call, and clears their dirty marks.
 func (p *Pool) States(now time.Time, all bool) []keygate.KeyState {
-	p.mu.Lock()
-	keys := make([]*Key, 0, len(p.keys))
-	for _, k := range p.keys {
-		keys = append(keys, k)
-	}
-	slots := make([]*Slot, 0, len(p.slots))
-	for _, s := range p.slots {
-		slots = append(slots, s)
-	}
-	p.mu.Unlock()
-
+	keys, slots := p.everything()
 	var out []keygate.KeyState
 	for _, k := range keys {
 		d1, d2 := k.st.dirty.Swap(false), k.statsDirty.Swap(false)
@@ -212,11 +202,11 @@ func (p *Pool) Restore(states []keygate.KeyState) {
 			LastErrorAt: ks.LastErrorAt, LastError: ks.LastError}
 		if ks.Model != "" {
 			if s := p.slots[slotID{ks.KeyID, ks.Model}]; s != nil {
-				s.st.restore(v)
+				s.st.restore(v, 0)
 			}
 			continue
 		}
-		k.st.restore(v)
+		k.st.restore(v, 0)
 		if ks.OperatorDisabled {
 			k.opDisabled.Store(true)
 		}

@@ -53,6 +53,7 @@ type Auth struct {
 	logins LoginChecker
 	signer *secret.Signer                   // verifies login tokens on the client API
 	users  atomic.Pointer[map[int64]string] // id → username of the users that exist
+	shared limit.Backend                    // tokens' limits and budgets shared with other replicas; nil: alone
 }
 
 // LoginChecker tells whether a login token (a JWT from POST
@@ -143,6 +144,7 @@ func (a *Auth) SetTokens(specs []keygate.TokenSpec) {
 		case t.budget == nil || t.budget.Amount != s.Budget.Amount || t.budget.Period != s.Budget.Period:
 			t.budget = limit.NewBudget(s.Budget.Amount, s.Budget.Period)
 		}
+		a.share(t)
 		next[sum] = t
 	}
 	a.tokens.Store(&next)

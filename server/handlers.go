@@ -212,6 +212,11 @@ func handleReadyz(d Deps) http.Handler {
 		if !d.Pool.Usable(d.Clock.Now().UnixNano()) {
 			problems = append(problems, "no usable key")
 		}
+		for _, check := range d.Ready {
+			if p := check(); p != "" {
+				problems = append(problems, p)
+			}
+		}
 		if len(problems) > 0 {
 			respond.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": problems})
 			return
