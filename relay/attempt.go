@@ -28,6 +28,7 @@ type attempt struct {
 	reported bool
 	status   int // the upstream's status, 0 when none came
 	meta     provider.Meta
+	started  time.Time // when the upstream call went out
 }
 
 // result is what an attempt leaves for the loop to decide on.
@@ -88,6 +89,7 @@ func (a *attempt) run(ctx context.Context, w http.ResponseWriter, rec *keygate.U
 	release := k.Acquire()
 	defer release()
 	started := r.Clock.Now()
+	a.started = started
 	resp, err := r.transport().RoundTrip(out)
 	took := r.Clock.Since(started)
 	c.waited += took
@@ -169,7 +171,11 @@ func (a *attempt) usage(u provider.Usage, reply string, rec *keygate.UsageRecord
 func (a *attempt) failed(v health.Verdict, f *failure) result {
 	f.verdict = v
 	f.keyID, f.attempts, f.upstreamID = a.a.Key().ID, a.n, a.meta.RequestID
-	return result{fail: f, outcome: pool.Outcome{Time: a.relay.Clock.Now(), Failed: true, Verdict: v}}
+	o := pool.Outcome{Time: a.relay.Clock.Now(), Failed: true, Verdict: v}
+	if !a.started.IsZero() {
+		o.Latency = o.Time.Sub(a.started)
+	}
+	return result{fail: f, outcome: o}
 }
 
 // networkFailure is a call that got no answer: nobody's verdict on the key.
