@@ -158,7 +158,7 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 		r.Message, r.Status = "no key fetched yet", t.key.View(c.Clock.Now()).Status
 		return r
 	}
-	req, err := newCheckRequest(ctx, vendor, t.dep.Model.BaseURL, secret)
+	req, err := checkRequest(ctx, vendor, &t.dep.Model, secret)
 	if err != nil {
 		r.Message = err.Error()
 		return r
@@ -196,6 +196,16 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 	r.Status = t.key.View(now).Status
 	c.Logger.Info("key checked", "key_id", t.key.ID, "model", t.slot.Model, "ok", r.OK, "class", r.Class, "status", r.StatusCode)
 	return r
+}
+
+// checkRequest is the check of the deployment's provider adapter, when one
+// is registered under its name (the same check the relay runs before it
+// disables a key, with the deployment's headers), else the vendor's own.
+func checkRequest(ctx context.Context, vendor string, m *keygate.Model, secret string) (*http.Request, error) {
+	if ad, ok := provider.Lookup(m.Provider); ok {
+		return ad.CheckRequest(ctx, provider.Target{Model: m, Secret: secret})
+	}
+	return newCheckRequest(ctx, vendor, m.BaseURL, secret)
 }
 
 // newCheckRequest builds the cheapest request that proves a key: the
