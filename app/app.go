@@ -193,8 +193,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 	a.handler = server.New(server.Deps{
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
-		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.announced("tokens", a.reloadTokens), Checker: a.checker,
-		Metrics: m.Handler(), SharedLimits: a.sharedLimits(), Ready: ready, RequestReadTimeout: cfg.RequestReadTimeout,
+		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, RequestReadTimeout: cfg.RequestReadTimeout, Tokens: db, Usage: db, ReloadTokens: a.announced("tokens", a.reloadTokens), Checker: a.checker,
+		Metrics: m.Handler(), SharedLimits: a.sharedLimits(), Ready: ready,
 		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins,
 			Reload: a.announced("models", a.reload), UsersChanged: a.announced("users", a.reloadUsers)},
 	})

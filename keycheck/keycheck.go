@@ -29,6 +29,7 @@ const (
 	VendorGemini      = "gemini"
 	VendorAnthropic   = "anthropic"
 	VendorSiliconFlow = "siliconflow"
+	VendorAzure       = "azure"
 )
 
 // Result is the outcome of checking one key.
@@ -132,6 +133,8 @@ func VendorOf(m keygate.Model) string {
 		return VendorAnthropic
 	case p == VendorSiliconFlow || strings.Contains(u, "siliconflow"):
 		return VendorSiliconFlow
+	case p == VendorAzure || strings.Contains(u, ".openai.azure.com"):
+		return VendorAzure
 	}
 	return VendorOpenAI
 }
@@ -158,7 +161,7 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 		r.Message, r.Status = "no key fetched yet", t.key.View(c.Clock.Now()).Status
 		return r
 	}
-	req, err := checkRequest(ctx, vendor, &t.dep.Model, secret)
+	req, err := newCheckRequest(ctx, vendor, &t.dep.Model, secret)
 	if err != nil {
 		r.Message = err.Error()
 		return r
@@ -198,24 +201,32 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 	return r
 }
 
-// checkRequest is the check of the deployment's provider adapter, when one
-// is registered under its name (the same check the relay runs before it
-// disables a key, with the deployment's headers), else the vendor's own.
-func checkRequest(ctx context.Context, vendor string, m *keygate.Model, secret string) (*http.Request, error) {
-	if ad, ok := provider.Lookup(m.Provider); ok {
-		return ad.CheckRequest(ctx, provider.Target{Model: m, Secret: secret})
-	}
-	return newCheckRequest(ctx, vendor, m.BaseURL, secret)
-}
-
 // newCheckRequest builds the cheapest request that proves a key: the
-// provider's model list, authenticated the way the vendor expects.
-func newCheckRequest(ctx context.Context, vendor, baseURL, secret string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/models", nil)
+// provider's model list, which costs nothing, authenticated the way the
+// vendor expects: GET {base}/models (OpenAI and compatible services,
+// Gemini's {base}/v1beta/models), Anthropic's {base}/v1/models, Azure's
+// {base}/openai/models?api-version=….
+func newCheckRequest(ctx context.Context, vendor string, m *keygate.Model, secret string) (*http.Request, error) {
+	base := strings.TrimRight(m.BaseURL, "/")
+	url := base + "/models"
+	switch vendor {
+	case VendorAnthropic:
+		// The base is https://api.anthropic.com; one ending in /v1 is taken too.
+		url = strings.TrimSuffix(base, "/v1") + "/v1/models"
+	case VendorAzure:
+		v := m.APIVersion
+		if v == "" {
+			v = DefaultAzureAPIVersion
+		}
+		url = base + "/openai/models?api-version=" + v
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
 	switch vendor {
+	case VendorAzure:
+		req.Header.Set("api-key", secret)
 	case VendorAnthropic:
 		req.Header.Set("x-api-key", secret)
 		req.Header.Set("anthropic-version", "2023-06-01")
@@ -230,7 +241,11 @@ func newCheckRequest(ctx context.Context, vendor, baseURL, secret string) (*http
 	return req, nil
 }
 
+// DefaultAzureAPIVersion is Azure OpenAI's api-version when a deployment
+// names none: the current generally available one.
+const DefaultAzureAPIVersion = "2024-10-21"
+
 // KnownVendor reports whether v is a vendor name the check route accepts.
 func KnownVendor(v string) bool {
-	return v == "" || v == "all" || slices.Contains([]string{VendorOpenAI, VendorGemini, VendorAnthropic, VendorSiliconFlow}, v)
+	return v == "" || v == "all" || slices.Contains([]string{VendorOpenAI, VendorGemini, VendorAnthropic, VendorSiliconFlow, VendorAzure}, v)
 }

@@ -223,10 +223,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt = routeChat
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/embeddings":
 		rt = routeEmbeddings
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/models" && r.Header.Get("x-api-key") == "":
 		rt = routeModels
 	}
 	if rt == routeNone {
+		if p.serveNative(w, r) {
+			return
+		}
 		errInvalidURL(r).write(w)
 		return
 	}
@@ -300,7 +303,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.embeddings(w, req, quotedModel)
 	case routeChat:
 		if req.Get("tools").IsArray() {
-			p.toolCall(w, req, quotedModel, stream)
+			p.chatTools(w, r, req, quotedModel, stream)
 			return
 		}
 		if stream {

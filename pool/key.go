@@ -48,12 +48,6 @@ type Key struct {
 	modelsCache atomic.Pointer[[]string]
 }
 
-func newKey(h *hub, id, secret string, weight int) *Key {
-	k := &Key{ID: id, Weight: weight, hub: h}
-	k.setSecret(secret)
-	return k
-}
-
 func (k *Key) setSecret(s string) {
 	m := keygate.Mask(s)
 	k.secret.Store(&s)

@@ -40,47 +40,59 @@ func handleRelay(d Deps, dialect provider.Dialect, path, required string) http.H
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		model, stream := f.model, f.stream
-		g := d.Pool.Group(model.Str)
-		if g == nil {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "The model `%s` does not exist", model.Str))
-			return
-		}
-		if !caller.AllowsModel(model.Str) {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotAllowed, "this token may not use model `%s`", model.Str))
-			return
-		}
-		est := estimate(body, dialect, f.maxTokens, g)
-		modelRate := d.modelRates.get(g)
-		if ok, wait := modelRate.Allow(start, est.tokens); !ok {
-			retryAfter(w, wait)
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "model %s is over its requests or tokens per minute; retry in %s", g.ID, wait))
-			return
-		}
-		ok, wait := caller.rate.Allow(start, est.tokens)
-		rateHeaders(w.Header(), caller.rate, start)
-		if !ok {
-			retryAfter(w, wait)
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "token %s is over its requests or tokens per minute; retry in %s", caller.Name, wait))
-			return
-		}
-		if !caller.budget.Reserve(start, est.cost) {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EBudgetExceeded, "token %s has spent its %s budget of $%.2f",
-				caller.Name, caller.budget.Period, caller.budget.Amount))
-			return
-		}
-		rec := d.Relay.Serve(w, r, &relay.Call{
-			Request: provider.Request{
-				Dialect: dialect, Path: path, Body: body, Model: model.Str, Stream: stream.Type == gjson.True,
-				RequestID: w.Header().Get(requestIDHeader), Header: provider.ForwardHeaders(r.Header),
-			},
-			Group: g, User: caller.User, Token: caller.Name, Start: start,
+		relayTo(d, w, r, caller, start, f.maxTokens, provider.Request{
+			Dialect: dialect, Path: path, Body: body, Model: f.model.Str, Stream: f.stream.Type == gjson.True,
 		})
-		now, used := d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens
-		modelRate.Settle(now, est.tokens, used)
-		caller.rate.Settle(now, est.tokens, used)
-		caller.budget.Settle(now, est.cost, rec.Cost)
 	})
+}
+
+// relayTo runs what every relayed route shares once its body is read: the
+// model's group, the caller's right to it, whether its provider serves the
+// route, limits and budget, the relay, and settling with the real usage.
+func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, start time.Time, maxTokens int, req provider.Request) {
+	g := d.Pool.Group(req.Model)
+	if g == nil {
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "The model `%s` does not exist", req.Model))
+		return
+	}
+	if !caller.AllowsModel(req.Model) {
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotAllowed, "this token may not use model `%s`", req.Model))
+		return
+	}
+	if !servesRoute(g, req.Dialect) {
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.EUnsupportedEndpoint, "model `%s` is served by a provider (%s) that has no /v1/%s endpoint",
+			req.Model, g.Deployments[0].Model.Provider, req.Path))
+		return
+	}
+	if err := translatable(g, &req); err != nil {
+		respond.Error(w, d.Logger, err)
+		return
+	}
+	est := estimate(req.Body, req.Dialect, maxTokens, g)
+	modelRate := d.modelRates.get(g)
+	if ok, wait := modelRate.Allow(start, est.tokens); !ok {
+		retryAfter(w, wait)
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "model %s is over its requests or tokens per minute; retry in %s", g.ID, wait))
+		return
+	}
+	ok, wait := caller.rate.Allow(start, est.tokens)
+	rateHeaders(w.Header(), caller.rate, start)
+	if !ok {
+		retryAfter(w, wait)
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "token %s is over its requests or tokens per minute; retry in %s", caller.Name, wait))
+		return
+	}
+	if !caller.budget.Reserve(start, est.cost) {
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.EBudgetExceeded, "token %s has spent its %s budget of $%.2f",
+			caller.Name, caller.budget.Period, caller.budget.Amount))
+		return
+	}
+	req.RequestID, req.Header = w.Header().Get(requestIDHeader), provider.ForwardHeaders(r.Header)
+	rec := d.Relay.Serve(w, r, &relay.Call{Request: req, Group: g, User: caller.User, Token: caller.Name, Start: start})
+	now, used := d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens
+	modelRate.Settle(now, est.tokens, used)
+	caller.rate.Settle(now, est.tokens, used)
+	caller.budget.Settle(now, est.cost, rec.Cost)
 }
 
 func retryAfter(w http.ResponseWriter, wait time.Duration) {
@@ -99,17 +111,21 @@ type cost struct {
 func estimate(body []byte, dialect provider.Dialect, maxTokens int, g *pool.Group) cost {
 	prompt := len(body)/3 + 1
 	reply := 0
-	if dialect == provider.DialectChat {
+	generates := dialect == provider.DialectChat || dialect == provider.DialectMessages || dialect == provider.DialectResponses
+	if generates {
 		reply = maxTokens // checked: 0 (absent) or 1…maxReplyTokens, so a reservation is never negative
+		if dialect == provider.DialectResponses && reply == 0 {
+			reply = int(min(max(gjson.GetBytes(body, "max_output_tokens").Int(), 0), maxReplyTokens))
+		}
 	}
 	var in, out float64
 	for _, d := range g.Deployments {
 		in, out = max(in, d.Model.InputPrice), max(out, d.Model.OutputPrice)
-		if reply == 0 && dialect == provider.DialectChat && d.Model.MaxTokens > 0 {
+		if reply == 0 && generates && d.Model.MaxTokens > 0 {
 			reply = d.Model.MaxTokens
 		}
 	}
-	if reply == 0 && dialect == provider.DialectChat {
+	if reply == 0 && generates {
 		reply = 1024
 	}
 	return cost{tokens: prompt + reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
