@@ -169,14 +169,6 @@ func Register(a Adapter) {
 // (DeepSeek, SiliconFlow, vLLM, one-api…) speak OpenAI's format.
 const DefaultName = "openai"
 
-// Lookup returns the adapter registered under name, if there is one.
-func Lookup(name string) (Adapter, bool) {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	a, ok := registry[name]
-	return a, ok
-}
-
 // For returns the adapter for a deployment's provider name.
 func For(name string) Adapter {
 	regMu.RLock()
