@@ -29,6 +29,7 @@ type attempt struct {
 	reported bool
 	status   int // the upstream's status, 0 when none came
 	meta     provider.Meta
+	started  time.Time // when the upstream call went out
 }
 
 // result is what an attempt leaves for the loop to decide on.
@@ -87,6 +88,7 @@ func (a *attempt) run(ctx context.Context, w http.ResponseWriter, rec *keygate.U
 		return a.failed(v, &failure{status: http.StatusBadGateway, msg: keygate.Errorf(keygate.EUpstream, "the deployment's base_url is not usable")})
 	}
 	started := r.Clock.Now()
+	a.started = started
 	resp, err, release := a.roundTrip(actx, out, &ad, &t) // hedge.go: a hedge's second key may answer
 	defer release()
 	k, secret = a.a.Key(), t.Secret
@@ -174,7 +176,11 @@ func (a *attempt) usage(u provider.Usage, reply string, rec *keygate.UsageRecord
 func (a *attempt) failed(v health.Verdict, f *failure) result {
 	f.verdict = v
 	f.keyID, f.attempts, f.upstreamID = a.a.Key().ID, a.n, a.meta.RequestID
-	return result{fail: f, outcome: pool.Outcome{Time: a.relay.Clock.Now(), Failed: true, Verdict: v}}
+	o := pool.Outcome{Time: a.relay.Clock.Now(), Failed: true, Verdict: v}
+	if !a.started.IsZero() {
+		o.Latency = o.Time.Sub(a.started)
+	}
+	return result{fail: f, outcome: o}
 }
 
 // networkFailure is a call that got no answer: nobody's verdict on the key.
