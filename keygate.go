@@ -56,6 +56,9 @@ type Model struct {
 	OutputPrice    float64    `json:"output_price,omitempty" yaml:"output_price"`
 	RPM            int        `json:"rpm,omitempty" yaml:"rpm"`
 	TPM            int        `json:"tpm,omitempty" yaml:"tpm"`
+	// Hedge, if set, sends a slow request a second time on another key
+	// (SPEC section 4a).
+	Hedge *Hedge `json:"hedge,omitempty" yaml:"hedge"`
 	// Temperature is the default temperature applied when a request has none
 	// (zero-config mode's LLM_TEMPERATURE). Nil means "leave the request alone".
 	Temperature *float64 `json:"temperature,omitempty" yaml:"temperature"`
@@ -79,12 +82,25 @@ func (m *Model) UpstreamName() string {
 	return m.ModelID
 }
 
+// Hedge is a model's hedging: a request with no first byte of an answer
+// after AfterMS (0: the key's recent p95 time to first byte) goes a second
+// time to another key; extra calls stay within MaxExtraPercent of the
+// model's requests over a sliding minute.
+type Hedge struct {
+	AfterMS         int     `json:"after_ms" yaml:"after_ms"`
+	MaxExtraPercent float64 `json:"max_extra_percent" yaml:"max_extra_percent"`
+}
+
 // KeySpec is one provider key as configured. Key is the secret in clear and
 // must never be logged or returned; use Mask.
 type KeySpec struct {
 	Key    string `json:"key" yaml:"key"`
 	Status string `json:"status,omitempty" yaml:"status"`
 	Weight int    `json:"weight,omitempty" yaml:"weight"`
+	// RPM and TPM are the provider's limits for this key, if known;
+	// keygate paces the key under them (SPEC section 4a).
+	RPM int `json:"rpm,omitempty" yaml:"rpm"`
+	TPM int `json:"tpm,omitempty" yaml:"tpm"`
 }
 
 // Key source types (SPEC section 5): where a credential that expires comes from.

@@ -130,6 +130,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		a.log.Warn("no models configured: every request will answer model_not_found until one is added (keygate models add)")
 	}
 	a.pool = pool.New(hasher, cfg.KeyPolicy)
+	a.pool.SetClock(a.clock.Now)
+	a.pool.SetPacing(!cfg.Pacing.Disabled)
 	if err := a.pool.Load(models); err != nil {
 		db.Close()
 		return nil, err
@@ -170,6 +172,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		Logger:           a.log,
 		Clock:            a.clock,
 		MaxResponseBytes: 64 << 20,
+		Pacing:           relay.Pacing{Off: cfg.Pacing.Disabled, MaxQueueWait: cfg.Pacing.MaxQueueWait},
 	}
 	a.checker = &keycheck.Checker{Pool: a.pool, Client: &http.Client{Transport: relay.NewTransport(30 * time.Second), Timeout: 30 * time.Second},
 		Clock: a.clock, Logger: a.log}

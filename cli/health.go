@@ -64,6 +64,7 @@ type dashboard struct {
 	ByClass        map[string]int `json:"by_class"`
 	ReadyForRetry  int            `json:"ready_for_retry"`
 	NextSteps      []string       `json:"next_steps"`
+	RunningDry     []dryKey       `json:"running_dry"`
 	Sources        []sourceLine   `json:"key_sources,omitempty"`
 	OldestFailures []string       `json:"-"`
 }
@@ -79,7 +80,8 @@ func newStatusCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d := summarize(keys, time.Now())
+			now := time.Now()
+			d := summarize(keys, now)
 			return o.print(d, func(w io.Writer) {
 				fmt.Fprintf(w, "keygate: %d keys\n\n", d.Total)
 				table(w, "STATUS\tCOUNT\tMEANING", func(tw io.Writer) {
@@ -97,6 +99,7 @@ func newStatusCmd(env Env) *cobra.Command {
 						}
 					})
 				}
+				writeRunningDry(w, d.RunningDry, now)
 				printSources(w, d.Sources, time.Now())
 				fmt.Fprintf(w, "\n%d keys are ready for a retry\n", d.ReadyForRetry)
 				if len(d.NextSteps) > 0 {
@@ -113,7 +116,7 @@ func newStatusCmd(env Env) *cobra.Command {
 }
 
 func summarize(keys []pool.KeyView, now time.Time) dashboard {
-	d := dashboard{Total: len(keys), ByStatus: map[string]int{}, ByClass: map[string]int{}, Sources: sourcesOf(keys)}
+	d := dashboard{Total: len(keys), ByStatus: map[string]int{}, ByClass: map[string]int{}, RunningDry: runningDry(keys, now), Sources: sourcesOf(keys)}
 	for _, k := range keys {
 		d.ByStatus[k.Status]++
 		if k.ErrorClass != "" {
@@ -125,6 +128,9 @@ func summarize(keys []pool.KeyView, now time.Time) dashboard {
 	}
 	for _, c := range sortedKeys(d.ByClass) {
 		d.NextSteps = append(d.NextSteps, fmt.Sprintf("%d × %s: %s", d.ByClass[c], c, classAdvice[c]))
+	}
+	if len(d.RunningDry) > 0 {
+		d.NextSteps = append(d.NextSteps, fmt.Sprintf("%d keys run dry soon: add keys, or lower the traffic of their models", len(d.RunningDry)))
 	}
 	for _, s := range d.Sources {
 		if s.State == "down" {

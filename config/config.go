@@ -49,6 +49,8 @@ type Config struct {
 	Tokens             []keygate.TokenSpec `yaml:"tokens"`
 	Models             []keygate.Model     `yaml:"models"`
 	KeyPolicy          keygate.KeyPolicy   `yaml:"key_policy"` // fields absent from the YAML keep keygate.DefaultKeyPolicy()
+	// Pacing keeps keys under their providers' rate limits (SPEC section 4a).
+	Pacing Pacing `yaml:"pacing"`
 
 	// ZeroConfig is the model built from the LLM_* / APIKEY_* variables when
 	// the YAML declares no models (SPEC "Zero-config mode"); nil when the YAML
@@ -59,6 +61,14 @@ type Config struct {
 	Source string `yaml:"-"`
 }
 
+// Pacing is the pacing: block. Pacing is on unless disabled.
+type Pacing struct {
+	Disabled bool `yaml:"disabled"`
+	// MaxQueueWait is how long a request may wait for a key with room
+	// before it is answered 503 (a Go duration; default 5s).
+	MaxQueueWait time.Duration `yaml:"max_queue_wait"`
+}
+
 func defaults() *Config {
 	return &Config{
 		Listen:          "127.0.0.1:8080",
@@ -67,6 +77,7 @@ func defaults() *Config {
 		UpstreamTimeout: 300 * time.Second,
 		LogLevel:        "info",
 		KeyPolicy:       keygate.DefaultKeyPolicy(),
+		Pacing:          Pacing{MaxQueueWait: 5 * time.Second},
 	}
 }
 

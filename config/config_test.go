@@ -52,6 +52,7 @@ func TestDefaults(t *testing.T) {
 		UpstreamTimeout: 300 * time.Second,
 		LogLevel:        "info",
 		KeyPolicy:       keygate.DefaultKeyPolicy(),
+		Pacing:          Pacing{MaxQueueWait: 5 * time.Second},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got %+v\nwant %+v", cfg, want)

@@ -168,6 +168,12 @@ func validateModel(p *problems, m *keygate.Model, name func(string) string) {
 	notNegative(p, name("tpm"), m.TPM)
 	notNegative(p, name("max_tokens"), m.MaxTokens)
 	notNegative(p, name("context_window"), m.ContextWindow)
+	if h := m.Hedge; h != nil {
+		notNegative(p, name("hedge.after_ms"), h.AfterMS)
+		if !(h.MaxExtraPercent >= 0 && h.MaxExtraPercent <= 100) {
+			p.add(name("hedge.max_extra_percent"), "%v must be between 0 and 100", h.MaxExtraPercent)
+		}
+	}
 	if t := m.Temperature; t != nil && !(*t >= 0 && *t <= 2) {
 		p.add(name("temperature"), "%v must be between 0 and 2", *t)
 	}
@@ -184,6 +190,8 @@ func validateModel(p *problems, m *keygate.Model, name func(string) string) {
 		}
 		p.oneOf(name(at+".status"), k.Status, keygate.StatusEnabled, keygate.StatusDisabled)
 		notNegative(p, name(at+".weight"), k.Weight)
+		notNegative(p, name(at+".rpm"), k.RPM)
+		notNegative(p, name(at+".tpm"), k.TPM)
 	}
 
 	s := m.KeySource

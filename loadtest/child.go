@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/app"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/mockprovider"
@@ -54,6 +55,15 @@ type childSpec struct {
 	Words      int           // provider: words per completion
 	ChunkDelay time.Duration // provider: delay between stream events
 	Latency    time.Duration // provider: delay before every answer
+	// Provider: rate limits per key and a latency tail (pace.go's phases).
+	Limits *mockprovider.Limits `json:",omitempty"`
+	Tail   *mockprovider.Tail   `json:",omitempty"`
+	// Keygate: pacing off, max_queue_wait, the model's hedge, and an admin
+	// token for GET /api/v1/keys.
+	PacingOff    bool           `json:",omitempty"`
+	MaxQueueWait time.Duration  `json:",omitempty"`
+	Hedge        *keygate.Hedge `json:",omitempty"`
+	AdminToken   string         `json:",omitempty"`
 }
 
 // Child serves the role this process was started for and exits, if it was
@@ -87,13 +97,16 @@ func runChild(specJSON string, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 
 	var serve func() error
+	var stats func() any // the provider's counters, for the "stats" command
 	switch spec.Role {
 	case roleProvider:
 		keys := make(map[string]mockprovider.Behavior, len(spec.Keys))
 		for _, k := range spec.Keys {
 			keys[k] = mockprovider.OK
 		}
-		p := mockprovider.New(mockprovider.Options{Keys: keys, NoRecord: true, Words: spec.Words, ChunkDelay: spec.ChunkDelay, Latency: spec.Latency})
+		p := mockprovider.New(mockprovider.Options{Keys: keys, NoRecord: true, Words: spec.Words, ChunkDelay: spec.ChunkDelay, Latency: spec.Latency,
+			Limits: spec.Limits, Tail: spec.Tail})
+		stats = func() any { return providerStats(p, spec.Keys) }
 		serve = func() error { return serveUntil(ctx, ln, p) }
 	case roleBaseline:
 		h, err := baseline(spec.Upstream, spec.Keys[0])
@@ -119,7 +132,7 @@ func runChild(specJSON string, stdin io.Reader, stdout, stderr io.Writer) error 
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
 	fmt.Fprintln(stdout, "listening", ln.Addr())
-	commands(stdin, stdout)
+	commands(stdin, stdout, stats)
 	cancel()
 	return <-errc
 }
@@ -183,8 +196,18 @@ func newKeygate(ctx context.Context, dir string, spec childSpec, stderr io.Write
 	var y strings.Builder
 	fmt.Fprintf(&y, "database_url: %s\n", strconv.Quote("sqlite://"+filepath.Join(dir, "keygate.db")))
 	fmt.Fprintf(&y, "tokens:\n  - name: load\n    token: %s\n", strconv.Quote(spec.Token))
-	fmt.Fprintf(&y, "models:\n  - model_id: %s\n    base_url: %s\n    key_usage_mode: round_robin\n    api_keys:\n",
+	if spec.AdminToken != "" {
+		fmt.Fprintf(&y, "admin_token: %s\n", strconv.Quote(spec.AdminToken))
+	}
+	if spec.PacingOff || spec.MaxQueueWait > 0 {
+		fmt.Fprintf(&y, "pacing: {disabled: %v, max_queue_wait: %s}\n", spec.PacingOff, max(spec.MaxQueueWait, time.Millisecond))
+	}
+	fmt.Fprintf(&y, "models:\n  - model_id: %s\n    base_url: %s\n    key_usage_mode: round_robin\n",
 		strconv.Quote(model), strconv.Quote(spec.Upstream+"/v1"))
+	if h := spec.Hedge; h != nil {
+		fmt.Fprintf(&y, "    hedge: {after_ms: %d, max_extra_percent: %v}\n", h.AfterMS, h.MaxExtraPercent)
+	}
+	fmt.Fprintf(&y, "    api_keys:\n")
 	for _, k := range spec.Keys {
 		fmt.Fprintf(&y, "      - key: %s\n", strconv.Quote(k))
 	}
@@ -208,7 +231,7 @@ func newKeygate(ctx context.Context, dir string, spec childSpec, stderr io.Write
 }
 
 // commands answers the harness's commands until stdin ends.
-func commands(stdin io.Reader, stdout io.Writer) {
+func commands(stdin io.Reader, stdout io.Writer, stats func() any) {
 	var prof *os.File
 	sc := bufio.NewScanner(stdin)
 	for sc.Scan() {
@@ -222,6 +245,10 @@ func commands(stdin io.Reader, stdout io.Writer) {
 					prof = nil
 				}
 			}
+		case cmd == "stats" && stats != nil:
+			b, _ := json.Marshal(stats())
+			fmt.Fprintf(stdout, "ok %s\n", b)
+			continue
 		case cmd == "memprofile":
 			err = writeProfile(arg, "heap")
 		case cmd == "goroutines":
@@ -330,6 +357,22 @@ func start(ctx context.Context, spec childSpec, stderr io.Writer) (*proc, error)
 	}
 	p.stop()
 	return nil, err
+}
+
+// query sends a command whose answer is "ok JSON" and decodes the JSON into v.
+func (p *proc) query(cmd string, v any) error {
+	if _, err := fmt.Fprintln(p.in, cmd); err != nil {
+		return fmt.Errorf("%s: %s: %w", p.role, cmd, err)
+	}
+	answer, err := p.out.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", p.role, cmd, err)
+	}
+	body, ok := strings.CutPrefix(strings.TrimSpace(answer), "ok ")
+	if !ok {
+		return fmt.Errorf("%s: %s: %s", p.role, cmd, answer)
+	}
+	return json.Unmarshal([]byte(body), v)
 }
 
 // command sends one command and waits for its answer.

@@ -107,7 +107,7 @@ func New(p *pool.Pool, clock clockwork.Clock) *Metrics {
 			fetches: prometheus.NewDesc("keygate_key_service_fetches_total", "Key-service fetches by key id and result.", []string{"key_id", "result"}, nil),
 			expiry: prometheus.NewDesc("keygate_key_source_expires_in_seconds",
 				"Time the current credential of each key source has left (0: none valid), by key id, type and state.", []string{"key_id", "type", "state"}, nil),
-		})
+		}, newKeyRoom(p, clock))
 	return m
 }
 

@@ -55,6 +55,11 @@ type Options struct {
 	// NoRecord turns off the record of requests (Requests stays empty;
 	// counts are kept), for load tests.
 	NoRecord bool
+	// Limits, if set, enforces a rate limit per key and sends the
+	// provider's rate-limit headers (see ratelimit.go).
+	Limits *Limits
+	// Tail, if set, makes a share of calls slow.
+	Tail *Tail
 }
 
 // defaultModels are served when Options.Models is empty.
@@ -93,7 +98,9 @@ type Provider struct {
 	mu   sync.Mutex // guards reqs
 	reqs []Request
 
-	faults faultState // misbehaviour on demand (faults.go)
+	limiter *limiter     // Options.Limits
+	tailSeq atomic.Int64 // calls seen by Options.Tail
+	faults  faultState   // misbehaviour on demand (faults.go)
 }
 
 // New returns a provider answering as opts say.
@@ -114,6 +121,9 @@ func New(opts Options) *Provider {
 	}
 	for k, b := range opts.Keys {
 		p.behaviors.Store(k, b)
+	}
+	if opts.Limits != nil {
+		p.limiter = &limiter{opts: *opts.Limits}
 	}
 
 	// The model list never changes, so its answer is built once. A fixed
@@ -292,6 +302,9 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if b != OK {
 		// Streams too fail as plain JSON, before any event, as OpenAI does.
 		behaviorError(b).write(w)
+		return
+	}
+	if (p.limiter != nil || p.opts.Tail != nil) && !p.pace(w, r, key, rt, req) {
 		return
 	}
 

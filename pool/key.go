@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/pace"
 )
 
 // Key is one provider key. The same key string used by several models is
@@ -159,8 +160,11 @@ type Slot struct {
 	Key       *Key
 	Model     string
 	st        state
-	netStreak atomic.Int32 // network failures in a row
-	netSince  atomic.Int64 // the deployment's success count when that streak began
+	netStreak atomic.Int32                 // network failures in a row
+	netSince  atomic.Int64                 // the deployment's success count when that streak began
+	room      atomic.Pointer[pace.Room]    // nil while nothing limits the key (pace.go)
+	unpaced   atomic.Bool                  // pacing is off: picks ignore room
+	ttfb      atomic.Pointer[pace.Latency] // made by the first hedged model's call
 }
 
 // admit reports whether an attempt may use the slot at now. A recovering

@@ -113,6 +113,7 @@ type Pool struct {
 	slotSlab slab[Slot]
 	hint     int // keys and slots this Load may still create
 	hub      hub
+	noPacing atomic.Bool
 }
 
 // slab hands out zero values from arrays allocated many at a time, each
@@ -190,7 +191,9 @@ func (p *Pool) Load(models []keygate.Model) error {
 			k := p.keyFor(spec.Key, spec.Weight)
 			k.SetDisabled(spec.Status == keygate.StatusDisabled)
 			next.keys[k.ID] = k
-			d.Slots = append(d.Slots, p.slotFor(k, m.ModelID))
+			s := p.slotFor(k, m.ModelID)
+			configureRooms(s, spec.RPM, spec.TPM, p.clock())
+			d.Slots = append(d.Slots, s)
 		}
 		sel.prepare(d.Slots)
 		g := next.groups[m.ModelID]
@@ -207,6 +210,14 @@ func (p *Pool) Load(models []keygate.Model) error {
 	sort.Strings(next.ids)
 	p.snap.Store(next)
 	return nil
+}
+
+// clock is SetClock's clock (events.go), which configured limits start from too.
+func (p *Pool) clock() time.Time {
+	if f := p.hub.clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
 }
 
 // keyFor returns the one *Key for a secret. Called with p.mu held.
@@ -256,6 +267,7 @@ func (p *Pool) slotFor(k *Key, model string) *Slot {
 		s.Key, s.Model = k, model
 		p.slots[id] = s
 	}
+	s.unpaced.Store(p.noPacing.Load())
 	k.addSlot(s)
 	return s
 }

@@ -56,7 +56,7 @@ func usable(s *Slot, tried []*Key, now int64, a *Attempt) bool {
 			return false
 		}
 	}
-	return s.admit(now, a)
+	return s.hasRoom(now) && s.admit(now, a)
 }
 
 // pick returns a usable slot, or nil when none is.
@@ -92,6 +92,12 @@ func (s *selector) pick(slots []*Slot, tried []*Key, now int64, a *Attempt) *Slo
 	default:
 		// One atomic counter spreads attempts evenly.
 		start = int((s.next.Add(1) - 1) % uint64(n))
+	}
+	if s.mode != keygate.ModeSingle {
+		// With pacing, the key with the most room left goes first.
+		if sl := roomiest(slots, start, tried, now); sl != nil && sl.admit(now, a) {
+			return sl
+		}
 	}
 	// An unusable slot at start is stepped over, so a pick stays O(1) while
 	// most keys are healthy.

@@ -49,6 +49,12 @@ type KeyView struct {
 	SuggestedAction     string      `json:"suggested_action"`
 	OperatorDisabled    bool        `json:"operator_disabled"`
 	Source              *SourceView `json:"source,omitempty"`
+	// What the key has left and when it runs out (SPEC section 4a): the
+	// tightest of its models. Null while nothing is known.
+	RemainingRequests *int64     `json:"remaining_requests"`
+	RemainingTokens   *int64     `json:"remaining_tokens"`
+	ResetsAt          *time.Time `json:"resets_at"`
+	ExhaustsAt        *time.Time `json:"exhausts_at"`
 }
 
 // SourceView describes where a fetched key comes from and how that goes
@@ -76,6 +82,8 @@ func (k *Key) View(now time.Time) KeyView {
 		CompletionTokens: k.complTok.Load(), Cost: float64(k.costMicros.Load()) / 1e6,
 		OperatorDisabled: k.opDisabled.Load(),
 	}
+	f := k.Forecast(now)
+	v.RemainingRequests, v.RemainingTokens, v.ResetsAt, v.ExhaustsAt = f.RemainingRequests, f.RemainingTokens, f.ResetsAt, f.ExhaustsAt
 	if r := k.Refresher(); r != nil {
 		sv := r.Describe()
 		v.Source = &sv

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/health"
+	"github.com/keygate/keygate/pace"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/respond"
@@ -28,6 +29,7 @@ type attempt struct {
 	reported bool
 	status   int // the upstream's status, 0 when none came
 	meta     provider.Meta
+	started  time.Time // when the upstream call went out
 }
 
 // result is what an attempt leaves for the loop to decide on.
@@ -85,10 +87,11 @@ func (a *attempt) run(ctx context.Context, w http.ResponseWriter, rec *keygate.U
 		r.Logger.Error("build upstream request", "model", a.group, "key_id", k.ID, "err", keygate.MaskIn(err.Error(), secret))
 		return a.failed(v, &failure{status: http.StatusBadGateway, msg: keygate.Errorf(keygate.EUpstream, "the deployment's base_url is not usable")})
 	}
-	release := k.Acquire()
-	defer release()
 	started := r.Clock.Now()
-	resp, err := r.transport().RoundTrip(out)
+	a.started = started
+	resp, err, release := a.roundTrip(actx, out, &ad, &t) // hedge.go: a hedge's second key may answer
+	defer release()
+	k, secret = a.a.Key(), t.Secret
 	took := r.Clock.Since(started)
 	c.waited += took
 	if err != nil {
@@ -97,9 +100,13 @@ func (a *attempt) run(ctx context.Context, w http.ResponseWriter, rec *keygate.U
 	defer resp.Body.Close()
 	a.status = resp.StatusCode
 	a.meta = ad.Meta(resp.Header, r.Clock.Now())
+	r.observe(a.a, &c.hold, resp.StatusCode, resp.Header, nil)
 
 	if resp.StatusCode >= 300 {
 		body, _ := a.read(actx, cancel, resp.Body, 64<<10, durationOr(r.BodyTimeout, 2*time.Minute))
+		if a.a.Deployment.Model.Provider == pace.VendorGemini {
+			r.observe(a.a, &c.hold, resp.StatusCode, resp.Header, body) // Gemini's limits are in its 429's body
+		}
 		f := ad.Failure(&c.Request, resp.StatusCode, resp.Header, body, r.Clock.Now())
 		return a.judge(ctx, ad, t, f)
 	}
@@ -169,7 +176,11 @@ func (a *attempt) usage(u provider.Usage, reply string, rec *keygate.UsageRecord
 func (a *attempt) failed(v health.Verdict, f *failure) result {
 	f.verdict = v
 	f.keyID, f.attempts, f.upstreamID = a.a.Key().ID, a.n, a.meta.RequestID
-	return result{fail: f, outcome: pool.Outcome{Time: a.relay.Clock.Now(), Failed: true, Verdict: v}}
+	o := pool.Outcome{Time: a.relay.Clock.Now(), Failed: true, Verdict: v}
+	if !a.started.IsZero() {
+		o.Latency = o.Time.Sub(a.started)
+	}
+	return result{fail: f, outcome: o}
 }
 
 // networkFailure is a call that got no answer: nobody's verdict on the key.

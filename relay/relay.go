@@ -23,6 +23,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/pace"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/respond"
@@ -60,6 +61,10 @@ type Relay struct {
 	// Subscribers get every attempt's outcome, on the request path: they
 	// must not block (wrap a slow one in a Queue).
 	Subscribers []Subscriber
+	// Pacing keeps keys under their rate limits (pace.go).
+	Pacing Pacing
+
+	hedges sync.Map // model id → *pace.HedgeCap (hedge.go)
 
 	subsOnce sync.Once
 	subs     []Subscriber
@@ -73,9 +78,16 @@ type Call struct {
 	User  string
 	Token string // the token's name
 	Start time.Time
+	// Cost is what the request is expected to take of a key's limits.
+	Cost pace.Cost
+	// NoHedge is set when the caller marked the request non-idempotent:
+	// it is never sent twice.
+	NoHedge bool
 
 	waited    time.Duration // spent waiting on providers' answers, for the overhead metric
 	refetched bool          // a rejected fetched key was replaced once already
+	hold      held          // the reservation of the attempt in progress
+	tried     *[]*pool.Key  // keys the request has tried, for a hedge's second key
 }
 
 // NewTransport returns the transport for upstream calls: many idle
@@ -124,8 +136,10 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 	var triedBuf [8]*pool.Key
 	tried := triedBuf[:0]
 	var last *failure
+	var paced time.Duration // when room comes back, if pacing is why no key was left
 	attempts := 0
 	groups := r.groups(c.Group)
+	c.tried = &tried
 	for _, g := range groups {
 		keyFails, netFails := 0, 0
 		waited := false
@@ -137,8 +151,25 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 					a, ok = g.Pick(tried, r.Clock.Now().UnixNano())
 				}
 			}
+			c.hold = held{}
+			if !ok {
+				var wait time.Duration
+				a, c.hold, wait, ok = r.waitForRoom(ctx, g, tried, c)
+				if wait > 0 && (paced == 0 || wait < paced) {
+					paced = wait
+				}
+			}
 			if !ok {
 				break
+			}
+			if !c.hold.live {
+				var wait time.Duration
+				if a, c.hold, wait, ok = r.reserveOrWait(ctx, g, tried, c, a); !ok {
+					if wait > 0 && (paced == 0 || wait < paced) {
+						paced = wait
+					}
+					break
+				}
 			}
 			k := a.Key()
 			tried = append(tried, k)
@@ -149,14 +180,18 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 				at := attempt{relay: r, call: c, a: &a, n: attempts, group: g.ID}
 				res = at.run(ctx, w, &rec)
 				at.report(res.outcome) // no-op if the attempt reported already (a committed stream)
+				// A hedge may have made it two attempts, and the second key's.
+				attempts, rec.Attempts, rec.KeyID = at.n, at.n, a.Key().ID
 				if !res.again {
 					break
 				}
 			}
 			if res.delivered {
+				r.settleUsed(&c.hold, rec.PromptTokens, rec.CompletionTokens)
 				return rec
 			}
 			f := res.fail
+			r.settle(&c.hold, false, f.verdict)
 			last = f
 			switch {
 			case f.verdict.Class == health.ClassCanceled:
@@ -179,7 +214,7 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 		return rec
 	}
 	rec.Status = http.StatusServiceUnavailable
-	r.noAvailableKey(w, c.Group, groups)
+	r.noAvailableKey(w, c.Group, groups, paced)
 	return rec
 }
 
@@ -226,13 +261,20 @@ func durationOr(d, def time.Duration) time.Duration {
 
 // noAvailableKey answers 503 with Retry-After set to the soonest moment a
 // key of the model (or of a fallback) comes back.
-func (r *Relay) noAvailableKey(w http.ResponseWriter, g *pool.Group, groups []*pool.Group) {
+func (r *Relay) noAvailableKey(w http.ResponseWriter, g *pool.Group, groups []*pool.Group, paced time.Duration) {
 	now := r.Clock.Now()
 	var soonest time.Time
 	for _, gr := range groups {
 		if at, ok := gr.RecoversAt(now.UnixNano()); ok && (soonest.IsZero() || at.Before(soonest)) {
 			soonest = at
 		}
+	}
+	if paced > 0 && (soonest.IsZero() || !soonest.After(now)) {
+		// Healthy keys, all out of room: room is what comes back first.
+		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(paced.Seconds())), 1)))
+		respond.Error(w, r.Logger, keygate.Errorf(keygate.ENoAvailableKey,
+			"every key of model %s is at its provider's rate limit; room comes back in %s", g.ID, paced.Round(time.Millisecond)))
+		return
 	}
 	if !soonest.IsZero() {
 		secs := int(math.Ceil(soonest.Sub(now).Seconds()))

@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 harness_pid=
 cleanup() {
-	[ -n "$harness_pid" ] && kill "$harness_pid" 2>/dev/null && wait "$harness_pid" 2>/dev/null || true
+	if [ -n "$harness_pid" ]; then
+		kill "$harness_pid" 2>/dev/null || true
+		wait "$harness_pid" 2>/dev/null || true
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -37,4 +40,6 @@ export KEYGATE_SDK_INFO="$tmp/info.json"
 
 (cd sdktest/node && npm ci --no-audit --no-fund --loglevel=error && node --test)
 (cd sdktest/go && go test -count=1 ./...)
-exec 3>&-
+exec 3>&- # end of input: the harness shuts keygate down
+wait "$harness_pid"
+harness_pid=

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/pace"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/relay"
@@ -88,11 +89,18 @@ func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, sta
 		return
 	}
 	req.RequestID, req.Header = w.Header().Get(requestIDHeader), provider.ForwardHeaders(r.Header)
-	rec := d.Relay.Serve(w, r, &relay.Call{Request: req, Group: g, User: caller.User, Token: caller.Name, Start: start})
+	rec := d.Relay.Serve(w, r, &relay.Call{Request: req, Group: g, User: caller.User, Token: caller.Name, Start: start,
+		Cost: pace.Cost{Input: est.prompt, Output: est.reply}, NoHedge: noHedge(r.Header)})
 	now, used := d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens
 	modelRate.Settle(now, est.tokens, used)
 	caller.rate.Settle(now, est.tokens, used)
 	caller.budget.Settle(now, est.cost, rec.Cost)
+}
+
+// noHedge reports whether the caller marked the request as one that must
+// not be sent twice (OpenAI's dialect has no such mark; this is keygate's).
+func noHedge(h http.Header) bool {
+	return strings.EqualFold(h.Get("X-Keygate-Idempotent"), "false")
 }
 
 func retryAfter(w http.ResponseWriter, wait time.Duration) {
@@ -104,8 +112,9 @@ func retryAfter(w http.ResponseWriter, wait time.Duration) {
 // cannot together spend much past a budget: the prompt at one token per
 // three bytes, the reply at max_tokens (or the model's, or 1,024).
 type cost struct {
-	tokens int
-	cost   float64
+	tokens        int
+	prompt, reply int
+	cost          float64
 }
 
 func estimate(body []byte, dialect provider.Dialect, maxTokens int, g *pool.Group) cost {
@@ -128,7 +137,7 @@ func estimate(body []byte, dialect provider.Dialect, maxTokens int, g *pool.Grou
 	if reply == 0 && generates {
 		reply = 1024
 	}
-	return cost{tokens: prompt + reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
+	return cost{tokens: prompt + reply, prompt: prompt, reply: reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
 }
 
 // readBody reads the whole body, refusing one over limit with 413.

@@ -61,12 +61,14 @@ const (
 )
 
 type setup struct {
-	keys    map[string]mockprovider.Behavior
-	opts    mockprovider.Options
-	models  func(base string) []keygate.Model
-	maxBody int64
-	policy  *keygate.KeyPolicy
-	tune    func(*relay.Relay) // changes to the relay's settings
+	keys map[string]mockprovider.Behavior
+	opts mockprovider.Options
+	// upstream, if set, wraps the mock provider (a test's own misbehaviour).
+	upstream func(http.Handler) http.Handler
+	models   func(base string) []keygate.Model
+	maxBody  int64
+	policy   *keygate.KeyPolicy
+	tune     func(*relay.Relay) // changes to the relay's settings
 	// readTimeout bounds reading request bodies (default: the server's).
 	readTimeout time.Duration
 }
@@ -78,7 +80,11 @@ func newFixture(t *testing.T, s setup) *fixture {
 		s.opts.Keys = map[string]mockprovider.Behavior{healthyKey1: mockprovider.OK, healthyKey2: mockprovider.OK}
 	}
 	f := &fixture{provider: mockprovider.New(s.opts), rec: &memRecorder{}, clock: clockwork.NewFakeClockAt(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
-	f.upstream = httptest.NewServer(f.provider)
+	var up http.Handler = f.provider
+	if s.upstream != nil {
+		up = s.upstream(f.provider)
+	}
+	f.upstream = httptest.NewServer(up)
 	t.Cleanup(f.upstream.Close)
 
 	base := f.upstream.URL + "/v1"
@@ -100,6 +106,7 @@ func newFixture(t *testing.T, s setup) *fixture {
 		policy = *s.policy
 	}
 	f.pool = pool.New(keygate.NewKeyHasher([]byte("test")), policy)
+	f.pool.SetClock(f.clock.Now)
 	if err := f.pool.Load(models); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ var errNoKeyring = errors.New("store has no keyring (UseKeyring not called)")
 // modelColumns are the columns of a model's fields, in the order of modelArgs.
 var modelColumns = []string{"name", "model_id", "provider", "type", "description", "status", "base_url",
 	"auth_type", "key_usage_mode", "key_source", "upstream_model", "fallbacks", "supports_vision",
-	"max_tokens", "context_window", "input_price", "output_price", "rpm", "tpm", "temperature", "headers", "api_version"}
+	"max_tokens", "context_window", "input_price", "output_price", "rpm", "tpm", "temperature", "headers", "api_version", "hedge"}
 
 // keySourceAAD binds a sealed key_source to its column.
 var keySourceAAD = []byte("models.key_source")
@@ -62,10 +62,18 @@ func (db *DB) modelArgs(m *keygate.Model) ([]any, error) {
 	if err != nil || m.Headers == nil {
 		headers = []byte("{}")
 	}
+	hedge := ""
+	if m.Hedge != nil {
+		b, err := json.Marshal(m.Hedge)
+		if err != nil {
+			return nil, err
+		}
+		hedge = string(b)
+	}
 	return []any{text(m.Name), text(m.ModelID), text(m.Provider), text(m.Type), text(m.Description),
 		text(m.Status), text(m.BaseURL), text(m.AuthType), text(m.KeyUsageMode), source,
 		text(m.UpstreamModel), text(string(fallbacks)), m.SupportsVision, m.MaxTokens, m.ContextWindow,
-		finite(m.InputPrice), finite(m.OutputPrice), m.RPM, m.TPM, m.Temperature, text(string(headers)), text(m.APIVersion)}, nil
+		finite(m.InputPrice), finite(m.OutputPrice), m.RPM, m.TPM, m.Temperature, text(string(headers)), text(m.APIVersion), hedge}, nil
 }
 
 // ListModels returns the models matching f, ordered by id, with their keys
@@ -128,13 +136,20 @@ func (db *DB) queryModels(ctx context.Context, tx *sql.Tx, where string, args []
 			source    []byte
 			fallbacks string
 			temp      sql.NullFloat64
+			hedge     string
 			headers   string
 		)
 		if err := rows.Scan(&m.ID, &m.Origin, &m.Name, &m.ModelID, &m.Provider, &m.Type, &m.Description,
 			&m.Status, &m.BaseURL, &m.AuthType, &m.KeyUsageMode, &source, &m.UpstreamModel, &fallbacks,
 			&m.SupportsVision, &m.MaxTokens, &m.ContextWindow, &m.InputPrice, &m.OutputPrice, &m.RPM, &m.TPM,
-			&temp, &headers, &m.APIVersion); err != nil {
+			&temp, &headers, &m.APIVersion, &hedge); err != nil {
 			return nil, fmt.Errorf("scan: %w", err)
+		}
+		if hedge != "" {
+			m.Hedge = new(keygate.Hedge)
+			if err := json.Unmarshal([]byte(hedge), m.Hedge); err != nil {
+				return nil, fmt.Errorf("model %d: hedge: %w", m.ID, err)
+			}
 		}
 		if temp.Valid {
 			m.Temperature = &temp.Float64
@@ -171,7 +186,7 @@ func (db *DB) queryModels(ctx context.Context, tx *sql.Tx, where string, args []
 		return out, nil
 	}
 
-	rows, err = tx.QueryContext(ctx, db.rebind(`SELECT mk.model_ref, k.id, k.secret, k.status, k.weight
+	rows, err = tx.QueryContext(ctx, db.rebind(`SELECT mk.model_ref, k.id, k.secret, k.status, k.weight, k.rpm, k.tpm
 		FROM model_keys mk JOIN provider_keys k ON k.id = mk.key_id JOIN models m ON m.id = mk.model_ref`+
 		where+` ORDER BY mk.model_ref, mk.position`), args...)
 	if err != nil {
@@ -186,7 +201,7 @@ func (db *DB) queryModels(ctx context.Context, tx *sql.Tx, where string, args []
 			sealed []byte
 			spec   keygate.KeySpec
 		)
-		if err := rows.Scan(&ref, &id, &sealed, &spec.Status, &spec.Weight); err != nil {
+		if err := rows.Scan(&ref, &id, &sealed, &spec.Status, &spec.Weight, &spec.RPM, &spec.TPM); err != nil {
 			return nil, fmt.Errorf("scan key: %w", err)
 		}
 		secret, ok := secrets[id]
@@ -328,10 +343,10 @@ func (db *DB) SyncConfigModels(ctx context.Context, models []keygate.Model) erro
 	})
 }
 
-var keyColumns = []string{"id", "secret", "masked", "status", "weight", "created_ms", "updated_ms"}
+var keyColumns = []string{"id", "secret", "masked", "status", "weight", "rpm", "tpm", "created_ms", "updated_ms"}
 
 // keyRow seals the key with id for provider_keys; an empty status becomes enabled.
-func (db *DB) keyRow(id, secret, status string, weight int, now int64) ([]any, error) {
+func (db *DB) keyRow(id, secret, status string, weight, rpm, tpm int, now int64) ([]any, error) {
 	sealed, err := db.keyring.sealer.Seal([]byte(secret), keyAAD(id))
 	if err != nil {
 		return nil, fmt.Errorf("seal key %s: %w", id, err)
@@ -339,7 +354,7 @@ func (db *DB) keyRow(id, secret, status string, weight int, now int64) ([]any, e
 	if status == "" {
 		status = keygate.StatusEnabled
 	}
-	return []any{id, sealed, keygate.Mask(secret), status, weight, now, now}, nil
+	return []any{id, sealed, keygate.Mask(secret), status, weight, rpm, tpm, now, now}, nil
 }
 
 // putModelKeys stores specs and links them to model ref in their order. A
@@ -354,7 +369,7 @@ func (db *DB) putModelKeys(ctx context.Context, tx *sql.Tx, ref int64, specs []k
 			continue // one statement must not upsert a row twice
 		}
 		seen[id] = true
-		row, err := db.keyRow(id, s.Key, s.Status, s.Weight, now)
+		row, err := db.keyRow(id, s.Key, s.Status, s.Weight, s.RPM, s.TPM, now)
 		if err != nil {
 			return err
 		}
@@ -365,7 +380,7 @@ func (db *DB) putModelKeys(ctx context.Context, tx *sql.Tx, ref int64, specs []k
 		}
 		links = append(links, []any{ref, id, i})
 	}
-	const weight = "weight = excluded.weight, updated_ms = excluded.updated_ms"
+	const weight = "weight = excluded.weight, rpm = excluded.rpm, tpm = excluded.tpm, updated_ms = excluded.updated_ms"
 	if err := db.insertRows(ctx, tx, "provider_keys", keyColumns,
 		"ON CONFLICT (id) DO UPDATE SET status = excluded.status, "+weight, setStatus); err != nil {
 		return err
@@ -429,7 +444,7 @@ func (db *DB) AddModelKeys(ctx context.Context, id int64, keys []string) (keygat
 				continue
 			}
 			have[ref.ID] = true
-			row, err := db.keyRow(ref.ID, secret, "", 0, now)
+			row, err := db.keyRow(ref.ID, secret, "", 0, 0, 0, now)
 			if err != nil {
 				return err
 			}

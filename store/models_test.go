@@ -46,7 +46,7 @@ func fullModel() keygate.Model {
 	return keygate.Model{
 		Name: "GPT-4 Turbo", ModelID: "gpt-4-turbo", Provider: "openai", Type: "生文", Description: "best",
 		Status: "enabled", BaseURL: "https://api.openai.com/v1", AuthType: "api_key", KeyUsageMode: "weighted",
-		APIKeys: []keygate.KeySpec{{Key: "sk-first-key-0000000001", Status: "enabled", Weight: 3},
+		APIKeys: []keygate.KeySpec{{Key: "sk-first-key-0000000001", Status: "enabled", Weight: 3, RPM: 500, TPM: 90000},
 			{Key: "sk-second-key-000000002", Status: "disabled", Weight: 1}},
 		KeySource: &keygate.KeySource{URL: "http://127.0.0.1:4532/getApikey", SceneCode: "P2025122", Method: "GET",
 			ResultField: "result", Headers: map[string]string{"X-Token": "ks-header-secret-0000001"},
@@ -54,6 +54,7 @@ func fullModel() keygate.Model {
 		UpstreamModel: "gpt-4-turbo-2024-04-09", Fallbacks: []string{"gpt-4o", "gpt-4o-mini"},
 		SupportsVision: true, MaxTokens: 4096, ContextWindow: 128000, InputPrice: 10, OutputPrice: 30,
 		RPM: 600, TPM: 200000, Temperature: &temp, APIVersion: "2024-10-21",
+		Hedge: &keygate.Hedge{AfterMS: 0, MaxExtraPercent: 5},
 	}
 }
 

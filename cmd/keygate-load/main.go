@@ -5,6 +5,7 @@
 //
 //	go run ./cmd/keygate-load                 # a full run, about 4 min
 //	go run ./cmd/keygate-load -smoke          # seconds; checks it works
+//	go run ./cmd/keygate-load -pace           # only pacing, forecast and hedging, about a minute
 //	go run ./cmd/keygate-load -cpuprofile keygate.pprof -json result.json
 package main
 
@@ -16,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&full.Streams, "streams", 1000, "streams held open at once for the RSS phase")
 	fs.IntVar(&full.ManyStreams, "many-streams", 10_000, "streams opened in ten steps and held at once for the many-streams phase")
 	smoke := fs.Bool("smoke", false, "a run of seconds that checks the harness works (overrides -duration, -conns, -streams, -many-streams)")
+	paceOnly := fs.Bool("pace", false, "run only the pacing, forecast and hedging phases (about a minute; seconds with -smoke)")
+	phases := fs.String("pace-phases", "", "with -pace: a comma-separated subset of pacing,forecast,hedging")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	fs.StringVar(&full.CPUProfile, "cpuprofile", "", "write keygate's CPU profile of the throughput phase to this file")
 	fs.StringVar(&full.MemProfile, "memprofile", "", "write keygate's heap profile, with every stream of the many-streams phase open, to this file")
@@ -54,6 +58,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opts.CPUProfile, opts.MemProfile = full.CPUProfile, full.MemProfile
 	}
 	opts.Log = stderr
+	popts := loadtest.PaceOptions{}
+	if *smoke {
+		popts = loadtest.PaceSmoke()
+	}
+	popts.Log = stderr
+	if *phases != "" {
+		popts.Only = strings.Split(*phases, ",")
+	}
+	if *paceOnly {
+		pres, err := loadtest.RunPace(ctx, popts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
+		return pres.WriteTable(stdout)
+	}
 
 	res, err := loadtest.Run(ctx, opts)
 	if err != nil {
@@ -69,5 +89,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintln(stdout)
-	return res.WriteTable(stdout)
+	if err := res.WriteTable(stdout); err != nil {
+		return err
+	}
+	pres, err := loadtest.RunPace(ctx, popts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	return pres.WriteTable(stdout)
 }
