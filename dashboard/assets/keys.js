@@ -179,7 +179,7 @@
     api('GET', `/api/v1/usage/series?from=${from.toISOString()}&to=${to.toISOString()}&bucket=3600&key=${encodeURIComponent(k.id)}`).then((s) => {
       const origin = Date.parse(s.from);
       const byHour = new Map(s.data.map((b) => [Math.round((Date.parse(b.start) - origin) / 3600e3), b]));
-      const buckets = Array.from({ length: 24 }, (_, i) => {
+      const buckets = Array.from({ length: Math.ceil((Date.parse(s.to) - origin) / 3600e3) }, (_, i) => {
         const b = byHour.get(i) || { requests: 0, errors: 0 };
         return { label: window.KG.clock(new Date(origin + i * 3600e3)), total: b.requests,
           segments: [{ group: 'ok', value: b.requests - b.errors }, { group: 'errors', value: b.errors }] };

@@ -54,7 +54,8 @@
     for (const b of s.data) byMinute.set(Math.round((Date.parse(b.start) - origin) / 60e3), b);
     const buckets = [];
     let req = 0, err = 0, lat = 0;
-    for (let i = 0; i < 60; i++) {
+    const n = Math.ceil((Date.parse(s.to) - origin) / 60e3); // 61 when from was rounded down
+    for (let i = 0; i < n; i++) {
       const v = byMinute.get(i) || { requests: 0, errors: 0, latency_ms: 0 };
       req += v.requests; err += v.errors; lat += v.latency_ms;
       buckets.push({ label: window.KG.clock(new Date(origin + i * 60e3)), total: v.requests,
