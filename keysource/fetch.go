@@ -154,8 +154,15 @@ func (s *Source) parse(body []byte, now time.Time) (Lease, error) {
 	if err := json.Unmarshal(raw, &secret); err != nil {
 		return Lease{}, fmt.Errorf("answer field %q is %s, want a string", name, kind(raw))
 	}
-	if strings.TrimSpace(secret) == "" {
+	// A key handed out with a trailing newline is the service's typo, not
+	// a different key; one with a character inside that no header can
+	// carry would fail every request, so it is refused like a failed fetch.
+	secret = strings.TrimSpace(secret)
+	if secret == "" {
 		return Lease{}, fmt.Errorf("answer field %q is empty", name)
+	}
+	if i := strings.IndexFunc(secret, notHeaderSafe); i >= 0 {
+		return Lease{}, fmt.Errorf("answer field %q holds a character a header cannot carry (%U at byte %d)", name, []rune(secret[i:])[0], i)
 	}
 	expires, err := expiry(fields, now, s.expire)
 	if err != nil {
@@ -163,6 +170,15 @@ func (s *Source) parse(body []byte, now time.Time) (Lease, error) {
 	}
 	return Lease{Secret: secret, FetchedAt: now, ExpiresAt: expires}, nil
 }
+
+// notHeaderSafe reports a rune a key may not hold: anything but visible
+// ASCII, since the key travels in a header (Authorization, x-api-key …).
+func notHeaderSafe(r rune) bool { return r <= ' ' || r >= 0x7f }
+
+// MaxLifetime caps the lifetime a key service may give a key. Longer ones
+// (a "never expires" 9999999999, which overflowed to the year 1734) are
+// taken as this: the key is refreshed once a day, not never and not in a storm.
+const MaxLifetime = 24 * time.Hour
 
 // expiry reads expires_in (seconds, a number or a numeric string), else
 // expire_time (RFC 3339, or unix seconds or milliseconds), else returns
@@ -177,6 +193,9 @@ func expiry(fields map[string]json.RawMessage, now time.Time, def time.Duration)
 		if n <= 0 {
 			return time.Time{}, fmt.Errorf("answer field \"expires_in\" is %v: the key has already expired", n)
 		}
+		if n >= MaxLifetime.Seconds() {
+			return now.Add(MaxLifetime), nil
+		}
 		return now.Add(time.Duration(n * float64(time.Second))), nil
 	}
 	if raw, ok := present(fields, "expire_time"); ok {
@@ -187,9 +206,12 @@ func expiry(fields map[string]json.RawMessage, now time.Time, def time.Duration)
 		}
 		if n, ok := number(raw); ok && t.IsZero() {
 			// A unix time in seconds passes 1e11 in the year 5138; in ms, in 1973.
-			if n >= 1e11 {
+			switch {
+			case n >= 1e15: // past the year 33658 in ms: "never"
+				t = now.Add(MaxLifetime)
+			case n >= 1e11:
 				t = time.UnixMilli(int64(n))
-			} else {
+			default:
 				t = time.Unix(int64(n), 0)
 			}
 		}
@@ -198,6 +220,8 @@ func expiry(fields map[string]json.RawMessage, now time.Time, def time.Duration)
 			return time.Time{}, fmt.Errorf("answer field \"expire_time\" is %s, want RFC 3339 or unix time", kind(raw))
 		case !t.After(now):
 			return time.Time{}, fmt.Errorf("answer field \"expire_time\" is %s: the key has already expired", t.UTC().Format(time.RFC3339))
+		case t.Sub(now) > MaxLifetime:
+			return now.Add(MaxLifetime), nil
 		}
 		return t, nil
 	}

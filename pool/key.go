@@ -67,8 +67,13 @@ func (k *Key) Masked() string { return *k.masked.Load() }
 // Source is the key service a fetched key comes from, or nil for a static key.
 func (k *Key) Source() *keygate.KeySource { return k.source }
 
-// SetLease installs a freshly fetched secret valid until expiresAt.
+// SetLease installs a freshly fetched secret valid until expiresAt. A new
+// secret is a new credential: the failures of the one before (its quota,
+// its revocation) say nothing about it, so its health starts clean.
 func (k *Key) SetLease(secret string, expiresAt time.Time) {
+	if p := k.secret.Load(); p == nil || *p != secret {
+		k.Reset()
+	}
 	k.setSecret(secret)
 	k.validUntil.Store(expiresAt.UnixNano())
 	k.statsDirty.Store(true)

@@ -61,6 +61,7 @@ type Call struct {
 	Start     time.Time
 
 	hideUsage bool          // usage was asked for on the caller's behalf: strip that chunk
+	replaced  bool          // a fetched key was replaced for this request already
 	waited    time.Duration // spent waiting on providers' answers, for the overhead metric
 }
 
@@ -214,18 +215,13 @@ func (r *Relay) attempt(ctx context.Context, w http.ResponseWriter, req *http.Re
 	r.Metrics.Attempt(c.Group.ID, string(f.verdict.Class), took)
 	r.Logger.Warn("upstream error", "request_id", c.RequestID, "model", c.Group.ID, "key_id", k.ID,
 		"attempt", *n, "status", resp.StatusCode, "class", f.verdict.Class)
-	if ref := k.Refresher(); ref != nil && f.verdict.Class == health.ClassAuthentication {
-		// A fetched key the provider rejects before its expiry is replaced,
-		// not disabled: fetch a new one at once and retry with it.
-		r.Pool.Release(a)
-		if err := ref.Rejected(ctx, secret); err != nil || k.Secret() == secret {
-			k.Expire()
-			r.Logger.Error("fetched key rejected and no replacement", "model", c.Group.ID, "key_id", k.ID, "err", err)
-			return f, false
+	if k.Refresher() != nil && f.verdict.Scope == health.ScopeKey {
+		if r.replaceFetched(ctx, c, a, secret) {
+			*n++
+			rec.Attempts = *n
+			return r.attempt(ctx, w, req, c, a, n, rec)
 		}
-		*n++
-		rec.Attempts = *n
-		return r.attempt(ctx, w, req, c, a, n, rec)
+		return f, false
 	}
 	r.Pool.Failed(a, r.Clock.Now(), f.verdict)
 	return f, false
