@@ -193,7 +193,11 @@ func modelDefaults(m *keygate.Model) {
 		s.Method = cmp.Or(strings.ToUpper(s.Method), "GET")
 		s.ResultField = cmp.Or(s.ResultField, "result")
 		s.ExpireSeconds = cmp.Or(s.ExpireSeconds, 600)
-		s.RefreshBeforeSeconds = cmp.Or(s.RefreshBeforeSeconds, 120)
+		if s.RefreshBeforeSeconds == 0 && s.ExpireSeconds > 0 {
+			// A fifth of a short lifetime, as keysource does, so that
+			// expire_seconds: 60 alone is valid.
+			s.RefreshBeforeSeconds = min(120, s.ExpireSeconds/5)
+		}
 		s.TimeoutSeconds = cmp.Or(s.TimeoutSeconds, 10)
 		s.Retries = cmp.Or(s.Retries, 3)
 		s.RetryIntervalMS = cmp.Or(s.RetryIntervalMS, 1000)
