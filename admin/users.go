@@ -87,6 +87,10 @@ func HandleDeleteUser(d Deps) http.Handler {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.ENotFound, "no user with id %q (ids are numbers)", r.PathValue("id")))
 			return
 		}
+		if err := d.mayRemoveCredential(r.Context()); err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
 		if err := d.Users.DeleteUser(r.Context(), id); err != nil {
 			respond.Error(w, d.Logger, err)
 			return

@@ -94,14 +94,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		db.Close()
 		return nil, err
 	}
-	if a.auth.Open() {
-		if !config.IsLoopback(cfg.Listen) {
-			db.Close()
-			return nil, fmt.Errorf("refusing to listen on %s with no authentication: set KEYGATE_ADMIN_TOKEN or declare tokens", cfg.Listen)
-		}
-		a.log.Warn("no token configured: accepting every caller on the loopback address", "listen", cfg.Listen)
-	}
-
 	keyring, jwtKey, err := openSecrets(ctx, cfg, db, a.log)
 	if err != nil {
 		db.Close()
@@ -157,20 +149,40 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.checker = &keycheck.Checker{Pool: a.pool, Client: &http.Client{Transport: relay.NewTransport(30 * time.Second), Timeout: 30 * time.Second},
 		Clock: a.clock, Logger: a.log}
 	a.recovery = &keycheck.Recovery{Checker: a.checker, Schedule: keycheck.DefaultSchedule()}
-	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now)}
+	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now), Throttle: admin.NewThrottle(a.clock)}
 	a.auth.UseLogins(logins)
 	a.auth.UseClientLogins(logins.Signer)
 	if err := a.reloadUsers(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
+	// Open mode is decided here, once: nothing at runtime can enter it.
+	if a.auth.DecideOpen() {
+		if !config.IsLoopback(cfg.Listen) {
+			db.Close()
+			return nil, fmt.Errorf("refusing to listen on %s with no authentication: set KEYGATE_ADMIN_TOKEN or declare tokens", cfg.Listen)
+		}
+		a.log.Warn("no token configured: accepting every caller on the loopback address", "listen", cfg.Listen)
+	}
 	a.handler = server.New(server.Deps{
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
 		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.reloadTokens, Checker: a.checker,
 		Metrics: m.Handler(),
-		Admin:   admin.Deps{Models: db, Keys: db, Users: db, Logins: logins, Reload: a.reload, UsersChanged: a.reloadUsers},
+		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins, Reload: a.reload, UsersChanged: a.reloadUsers,
+			RemovingCredential: a.removingCredential},
 	})
 	return a, nil
+}
+
+// removingCredential refuses, on a non-loopback address, to remove the
+// last credential (gateway token or user) when there is no admin token:
+// the gateway would be left with no way in for anyone, its operator
+// included.
+func (a *App) removingCredential(ctx context.Context) error {
+	if config.IsLoopback(a.cfg.Listen) || a.auth.Credentials() > 1 {
+		return nil
+	}
+	return keygate.Errorf(keygate.EConflict, "refusing to remove the last credential of a gateway listening on %s: create another token or user first, or set KEYGATE_ADMIN_TOKEN", a.cfg.Listen)
 }
 
 // reloadTokens puts the stored tokens in force. A budget seen for the

@@ -53,6 +53,9 @@ type Auth struct {
 	logins LoginChecker
 	signer *secret.Signer                   // verifies login tokens on the client API
 	users  atomic.Pointer[map[int64]string] // id → username of the users that exist
+	// open is decided once, at start (DecideOpen), and only ever cleared:
+	// revoking the last token at runtime locks the door, never opens it.
+	open atomic.Bool
 }
 
 // LoginChecker tells whether a login token (a JWT from POST
@@ -77,6 +80,9 @@ func (a *Auth) SetUsers(users []keygate.User) {
 		m[u.ID] = u.Username
 	}
 	a.users.Store(&m)
+	if len(m) > 0 {
+		a.open.Store(false)
+	}
 }
 
 // loginCaller checks a login token on the client API.
@@ -146,6 +152,9 @@ func (a *Auth) SetTokens(specs []keygate.TokenSpec) {
 		next[sum] = t
 	}
 	a.tokens.Store(&next)
+	if len(next) > 0 {
+		a.open.Store(false)
+	}
 }
 
 // Budgets returns the budget of every token that has one, by token name.
@@ -159,9 +168,33 @@ func (a *Auth) Budgets() map[string]*limit.Budget {
 	return out
 }
 
-// Open reports whether no credential is configured at all, in which case
-// every caller is accepted (allowed only on a loopback address).
-func (a *Auth) Open() bool { return len(*a.tokens.Load()) == 0 && !a.hasAdm }
+// Open reports whether the gateway runs in open mode: no credential was
+// configured at start (allowed only on a loopback address), and none has
+// been added since. Every caller is then accepted.
+func (a *Auth) Open() bool { return a.open.Load() }
+
+// DecideOpen fixes, once at start, whether the gateway is open: no admin
+// token, no gateway token and no user. Adding any credential later ends
+// open mode for good; removing credentials never brings it back.
+func (a *Auth) DecideOpen() bool {
+	users := a.users.Load()
+	open := len(*a.tokens.Load()) == 0 && !a.hasAdm && (users == nil || len(*users) == 0)
+	a.open.Store(open)
+	return open
+}
+
+// Credentials counts what can authenticate a caller: the admin token,
+// gateway tokens and users.
+func (a *Auth) Credentials() int {
+	n := len(*a.tokens.Load())
+	if a.hasAdm {
+		n++
+	}
+	if users := a.users.Load(); users != nil {
+		n += len(*users)
+	}
+	return n
+}
 
 // Client authenticates a caller of the client API.
 func (a *Auth) Client(r *http.Request) (*Caller, error) {
