@@ -59,6 +59,9 @@ type Call struct {
 	User      string
 	Token     string // the token's name
 	Start     time.Time
+	// Admit, if set, is asked before the request moves to a fallback
+	// model; false skips that model (its own limits refused).
+	Admit func(g *pool.Group) bool
 
 	hideUsage bool          // usage was asked for on the caller's behalf: strip that chunk
 	replaced  bool          // a fetched key was replaced for this request already
@@ -110,7 +113,10 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 	var last *failure
 	attempts := 0
 	groups := r.groups(c.Group)
-	for _, g := range groups {
+	for i, g := range groups {
+		if i > 0 && c.Admit != nil && !c.Admit(g) {
+			continue
+		}
 		keyFails, netFails := 0, 0
 		waited := false
 		for keyFails <= policy.MaxRetries && netFails <= policy.NetworkRetries {

@@ -27,6 +27,12 @@ type Caller struct {
 	budget *limit.Budget // nil: no budget
 }
 
+// limits are every limit a request of the caller passes: its token's, and
+// the model's (given).
+func (c *Caller) limits(model limit.Limit) []limit.Limit {
+	return []limit.Limit{{Name: "token " + c.Name, Rate: c.rate, Budget: c.budget}, model}
+}
+
 // AllowsModel reports whether the caller may use modelID.
 func (c *Caller) AllowsModel(modelID string) bool {
 	t := keygate.TokenSpec{Models: c.models}

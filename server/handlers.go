@@ -11,6 +11,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/respond"
@@ -60,31 +61,29 @@ func handleRelay(d Deps, endpoint, required string) http.Handler {
 			return
 		}
 		est := estimate(body, endpoint, g)
-		modelRate := d.modelRates.get(g)
-		if ok, wait := modelRate.Allow(start, est.tokens); !ok {
-			retryAfter(w, wait)
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "model %s is over its requests or tokens per minute; retry in %s", g.ID, wait))
-			return
-		}
-		if ok, wait := caller.rate.Allow(start, est.tokens); !ok {
-			retryAfter(w, wait)
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "token %s is over its requests or tokens per minute; retry in %s", caller.Name, wait))
-			return
-		}
-		if !caller.budget.Reserve(start, est.cost) {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EBudgetExceeded, "token %s has spent its %s budget of $%.2f",
-				caller.Name, caller.budget.Period, caller.budget.Amount))
+		res, refused := limit.Reserve(start, est.tokens, est.cost, caller.limits(d.modelRates.limit(g))...)
+		if refused != nil {
+			limitRefused(w, d, refused)
 			return
 		}
 		rec := d.Relay.Serve(w, r, &relay.Call{
 			Endpoint: endpoint, Group: g, Body: body, Stream: stream.Type == gjson.True,
 			RequestID: w.Header().Get(requestIDHeader), User: caller.User, Token: caller.Name, Start: start,
+			// A fallback model is tried only within its own limits.
+			Admit: func(fb *pool.Group) bool { return res.Add(d.modelRates.limit(fb)) == nil },
 		})
-		now, used := d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens
-		modelRate.Settle(now, est.tokens, used)
-		caller.rate.Settle(now, est.tokens, used)
-		caller.budget.Settle(now, est.cost, rec.Cost)
+		res.Settle(d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens, rec.Cost)
 	})
+}
+
+// limitRefused answers 429 for the limit that refused the request.
+func limitRefused(w http.ResponseWriter, d Deps, ref *limit.Refusal) {
+	if ref.Budget {
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.EBudgetExceeded, "%s", ref.Error()))
+		return
+	}
+	retryAfter(w, ref.RetryAfter)
+	respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "%s", ref.Error()))
 }
 
 func retryAfter(w http.ResponseWriter, wait time.Duration) {
@@ -116,8 +115,8 @@ func estimate(body []byte, endpoint string, g *pool.Group) cost {
 			reply = d.Model.MaxTokens
 		}
 	}
-	if reply == 0 && endpoint == relay.EndpointChat {
-		reply = 1024
+	if reply <= 0 && endpoint == relay.EndpointChat {
+		reply = 1024 // also for a negative max_tokens: a reservation is never negative
 	}
 	return cost{tokens: prompt + reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
 }

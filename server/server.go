@@ -69,6 +69,11 @@ func (m *modelRates) get(g *pool.Group) *limit.Rate {
 	return r
 }
 
+// limit is g's own RPM/TPM as a limit to reserve from.
+func (m *modelRates) limit(g *pool.Group) limit.Limit {
+	return limit.Limit{Name: "model " + g.ID, Rate: m.get(g)}
+}
+
 // New returns the gateway's handler.
 func New(d Deps) http.Handler {
 	d.modelRates = &modelRates{}
