@@ -3,6 +3,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ type Options struct {
 	Logger *slog.Logger
 	Clock  clockwork.Clock
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
-	// after the context ends (default 30 s).
+	// after the context ends (default: the config's shutdown_timeout).
 	ShutdownTimeout time.Duration
 }
 
@@ -74,7 +75,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		a.clock = clockwork.NewRealClock()
 	}
 	if a.shutdown == 0 {
-		a.shutdown = 30 * time.Second
+		a.shutdown = cmp.Or(cfg.ShutdownTimeout, 60*time.Second)
 	}
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -239,7 +240,13 @@ func (a *App) Store() *store.DB { return a.store }
 // Serve answers on ln until ctx ends, then stops taking connections, lets
 // requests in flight finish, flushes every usage record and closes the store.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	// Requests run under base: when shutdown has waited shutdown_timeout,
+	// it is cancelled with relay.ErrShutdown, and the streams still running
+	// end with an error event and are recorded as cut.
+	base, cut := context.WithCancelCause(context.Background())
+	defer cut(nil)
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base }}
 	var wg sync.WaitGroup
 	recCtx, stopRec := context.WithCancel(context.Background())
 	defer stopRec()
@@ -258,15 +265,25 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		serveErr = err
 	case <-ctx.Done():
-		a.log.Info("shutting down: draining requests in flight")
+		a.log.Info("shutting down: draining requests in flight", "shutdown_timeout", a.shutdown.String())
 		sctx, cancel := context.WithTimeout(context.Background(), a.shutdown)
-		if err := srv.Shutdown(sctx); err != nil {
-			a.log.Error("shutdown: requests still in flight were cut off", "err", err)
-		}
+		err := srv.Shutdown(sctx)
 		cancel()
+		if err != nil {
+			a.log.Warn("shutdown: ending the requests still in flight", "shutdown_timeout", a.shutdown.String())
+			cut(relay.ErrShutdown)
+			// They end at once now; give them a moment to write their
+			// last event and their records.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := srv.Shutdown(sctx); err != nil {
+				a.log.Error("shutdown: requests still in flight were cut off", "err", err)
+				srv.Close()
+			}
+			cancel()
+		}
 	}
 
-	fctx, cancel := context.WithTimeout(context.Background(), a.shutdown)
+	fctx, cancel := context.WithTimeout(context.Background(), max(a.shutdown, 10*time.Second))
 	defer cancel()
 	if err := a.recorder.Close(fctx); err != nil {
 		a.log.Error("shutdown: usage records not written", "err", err)

@@ -39,6 +39,7 @@ type Config struct {
 	JWTSecret       string              `yaml:"jwt_secret"`       // KEYGATE_JWT_SECRET
 	MaxBodyBytes    int64               `yaml:"max_body_bytes"`   // KEYGATE_MAX_BODY_BYTES
 	UpstreamTimeout time.Duration       `yaml:"upstream_timeout"` // a Go duration, e.g. "90s"; KEYGATE_UPSTREAM_TIMEOUT
+	ShutdownTimeout time.Duration       `yaml:"shutdown_timeout"` // how long requests in flight may finish after SIGTERM; KEYGATE_SHUTDOWN_TIMEOUT
 	LogLevel        string              `yaml:"log_level"`        // debug|info|warn|error; KEYGATE_LOG_LEVEL
 	Tokens          []keygate.TokenSpec `yaml:"tokens"`
 	Models          []keygate.Model     `yaml:"models"`
@@ -59,6 +60,7 @@ func defaults() *Config {
 		DatabaseURL:     "sqlite://./data/keygate.db",
 		MaxBodyBytes:    32 << 20,
 		UpstreamTimeout: 300 * time.Second,
+		ShutdownTimeout: 60 * time.Second,
 		LogLevel:        "info",
 		KeyPolicy:       keygate.DefaultKeyPolicy(),
 	}
@@ -158,6 +160,14 @@ func (c *Config) applyEnv(get func(string) string, p *problems) {
 			p.add("KEYGATE_MAX_BODY_BYTES", "%q is not a whole number", s)
 		} else {
 			c.MaxBodyBytes = n
+		}
+	}
+	if s := get("KEYGATE_SHUTDOWN_TIMEOUT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			p.add("KEYGATE_SHUTDOWN_TIMEOUT", "%q is not a duration such as 60s or 2m", s)
+		} else {
+			c.ShutdownTimeout = d
 		}
 	}
 	if s := get("KEYGATE_UPSTREAM_TIMEOUT"); s != "" {

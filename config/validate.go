@@ -76,6 +76,9 @@ func (c *Config) validate(p *problems) {
 	if c.UpstreamTimeout <= 0 {
 		p.add("upstream_timeout", "%s must be positive", c.UpstreamTimeout)
 	}
+	if c.ShutdownTimeout <= 0 {
+		p.add("shutdown_timeout", "%s must be positive", c.ShutdownTimeout)
+	}
 	p.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	notNegative(p, "key_policy.max_retries", c.KeyPolicy.MaxRetries)
 	notNegative(p, "key_policy.network_retries", c.KeyPolicy.NetworkRetries)

@@ -45,8 +45,10 @@ func (r *Relay) deliver(w http.ResponseWriter, resp *http.Response, c *Call, a *
 		return false
 	}
 	r.Pool.Succeeded(a, r.Clock.Now(), r.Clock.Since(started))
+	rec.UsageSource = keygate.UsageProvider
 	if !readUsage(body, rec) {
 		countUsage(c, gjson.GetBytes(body, "choices.0.message.content").String(), rec)
+		rec.UsageSource = keygate.UsageEstimated
 	}
 	copyHeaders(w.Header(), resp.Header)
 	setKeygateHeaders(w.Header(), k, attempt)
@@ -75,6 +77,14 @@ func (r *Relay) stream(ctx context.Context, w http.ResponseWriter, body io.Reade
 	defer putReader(br)
 	var text []byte // the reply, for counting tokens if the provider sends no usage
 	first, skipBlank, sawUsage := true, false, false
+	var end streamEnd
+	defer func() {
+		if !sawUsage {
+			// What was relayed, also when the caller or shutdown cut it short.
+			countUsage(c, string(text), rec)
+		}
+		end.record(r, c, rec, sawUsage)
+	}()
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
@@ -86,8 +96,11 @@ func (r *Relay) stream(ctx context.Context, w http.ResponseWriter, body io.Reade
 			switch {
 			case skipBlank && isBlank(line):
 				write, skipBlank = false, false
+			case bytes.HasPrefix(line, eventError):
+				end.sawError = true
 			case bytes.HasPrefix(line, dataPrefix):
 				data := line[len(dataPrefix):]
+				end.see(data)
 				if bytes.Contains(data, dataUsage) && readUsage(data, rec) {
 					sawUsage = true
 					// The usage-only chunk the caller did not ask for, and the
@@ -117,6 +130,12 @@ func (r *Relay) stream(ctx context.Context, w http.ResponseWriter, body io.Reade
 		}
 		switch {
 		case errors.Is(err, io.EOF):
+			end.eof = true
+		case errors.Is(context.Cause(ctx), ErrShutdown):
+			// Shutdown waited shutdown_timeout for this stream: end it with
+			// an error event the caller's SDK raises, not a silent cut.
+			end.cut = true
+			w.Write(shutdownEvent)
 		case ctx.Err() != nil || errors.Is(err, context.Canceled):
 			rec.Status = statusClientClosed
 		default:
@@ -125,10 +144,61 @@ func (r *Relay) stream(ctx context.Context, w http.ResponseWriter, body io.Reade
 			r.Logger.Warn("stream interrupted", "request_id", c.RequestID, "model", c.Group.ID, "err", err)
 		}
 		rc.Flush()
-		if !sawUsage {
-			countUsage(c, string(text), rec)
-		}
 		return
+	}
+}
+
+// ErrShutdown is the cause of the context of requests cut because shutdown
+// waited shutdown_timeout for them (SPEC section 7).
+var ErrShutdown = errors.New("keygate is shutting down")
+
+var (
+	eventError    = []byte("event: error")
+	shutdownEvent = []byte(`data: {"error":{"message":"keygate is shutting down: the stream was ended after shutdown_timeout","type":"server_error","code":"shutting_down"}}` + "\n\n")
+)
+
+// streamEnd is how a relayed stream ended, so its record says what it was.
+type streamEnd struct {
+	done     bool // data: [DONE] arrived
+	sawError bool // the provider sent an SSE error event
+	eof      bool // the provider closed the stream
+	cut      bool // shutdown ended it
+}
+
+func (e *streamEnd) see(data []byte) {
+	data = bytes.TrimSpace(data)
+	switch {
+	case bytes.Equal(data, doneData):
+		e.done = true
+	case len(data) > 0 && data[0] == '{' && gjson.GetBytes(data, "error").IsObject():
+		e.sawError = true
+	}
+}
+
+var doneData = []byte("[DONE]")
+
+// record sets the record's status and usage source from how the stream
+// ended: a clean 200 only with [DONE] (on chat completions, whose streams
+// end with it) and no error event; the provider's counts when its usage
+// arrived, else the tokenizer's, "partial" for a stream that did not end
+// cleanly.
+func (e *streamEnd) record(r *Relay, c *Call, rec *keygate.UsageRecord, sawUsage bool) {
+	clean := e.eof && !e.sawError && (e.done || c.Endpoint != EndpointChat)
+	switch {
+	case e.cut:
+		rec.Status = http.StatusServiceUnavailable
+	case e.sawError || (e.eof && !clean):
+		rec.Status = http.StatusBadGateway
+		r.Logger.Warn("stream ended badly", "request_id", c.RequestID, "model", c.Group.ID,
+			"error_event", e.sawError, "done", e.done)
+	}
+	switch {
+	case sawUsage:
+		rec.UsageSource = keygate.UsageProvider
+	case clean:
+		rec.UsageSource = keygate.UsageEstimated
+	default:
+		rec.UsageSource = keygate.UsagePartial
 	}
 }
 
