@@ -50,6 +50,7 @@ func TestDefaults(t *testing.T) {
 		DatabaseURL:     "sqlite://./data/keygate.db",
 		MaxBodyBytes:    32 << 20,
 		UpstreamTimeout: 300 * time.Second,
+		ShutdownTimeout: 60 * time.Second,
 		LogLevel:        "info",
 		KeyPolicy:       keygate.DefaultKeyPolicy(),
 	}
