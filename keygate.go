@@ -8,6 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"time"
 )
@@ -58,6 +59,10 @@ type Model struct {
 	// Temperature is the default temperature applied when a request has none
 	// (zero-config mode's LLM_TEMPERATURE). Nil means "leave the request alone".
 	Temperature *float64 `json:"temperature,omitempty" yaml:"temperature"`
+	// Headers are sent to the provider with every call of this deployment
+	// (a tenant or routing header the provider needs); they win over any
+	// header keygate would forward.
+	Headers map[string]string `json:"headers,omitempty" yaml:"headers"`
 	// Origin says where the model is declared: OriginConfig (the YAML file or
 	// the LLM_* variables, upserted at every start) or OriginAPI.
 	Origin string `json:"origin,omitempty" yaml:"-"`
@@ -79,18 +84,88 @@ type KeySpec struct {
 	Weight int    `json:"weight,omitempty" yaml:"weight"`
 }
 
-// KeySource describes a key service that hands out expiring keys (SPEC section 5).
+// Key source types (SPEC section 5): where a credential that expires comes from.
+const (
+	SourceKeyService        = "key_service"
+	SourceCommand           = "command"
+	SourceOAuth2            = "oauth2"
+	SourceGCPServiceAccount = "gcp_service_account"
+)
+
+// KeySource describes where a credential that expires comes from (SPEC
+// section 5): a key service (the default), a command, an OAuth 2.0 token
+// endpoint or a Google service account. ClientSecret, RefreshToken,
+// CredentialsJSON and header values are secrets.
 type KeySource struct {
-	URL                  string            `json:"url" yaml:"url"`
+	Type                 string            `json:"type,omitempty" yaml:"type"`
+	URL                  string            `json:"url,omitempty" yaml:"url"`
 	SceneCode            string            `json:"scene_code,omitempty" yaml:"scene_code"`
 	Method               string            `json:"method,omitempty" yaml:"method"`
 	ResultField          string            `json:"result_field,omitempty" yaml:"result_field"`
 	Headers              map[string]string `json:"headers,omitempty" yaml:"headers"`
+	Command              []string          `json:"command,omitempty" yaml:"command"`
+	TokenURL             string            `json:"token_url,omitempty" yaml:"token_url"`
+	ClientID             string            `json:"client_id,omitempty" yaml:"client_id"`
+	ClientSecret         string            `json:"client_secret,omitempty" yaml:"client_secret"`
+	Scope                string            `json:"scope,omitempty" yaml:"scope"`
+	RefreshToken         string            `json:"refresh_token,omitempty" yaml:"refresh_token"`
+	CredentialsFile      string            `json:"credentials_file,omitempty" yaml:"credentials_file"`
+	CredentialsJSON      string            `json:"credentials_json,omitempty" yaml:"credentials_json"` // the file's content, for the admin API
+	Scopes               []string          `json:"scopes,omitempty" yaml:"scopes"`
 	ExpireSeconds        int               `json:"expire_seconds,omitempty" yaml:"expire_seconds"`
 	RefreshBeforeSeconds int               `json:"refresh_before_seconds,omitempty" yaml:"refresh_before_seconds"`
 	TimeoutSeconds       int               `json:"timeout_seconds,omitempty" yaml:"timeout_seconds"`
 	Retries              int               `json:"retries,omitempty" yaml:"retries"`
 	RetryIntervalMS      int               `json:"retry_interval_ms,omitempty" yaml:"retry_interval_ms"`
+}
+
+// Kind is the source's type, key_service when none is given.
+func (s *KeySource) Kind() string {
+	if s.Type == "" {
+		return SourceKeyService
+	}
+	return s.Type
+}
+
+// Identity names the credential the source hands out, without its secrets:
+// two sources with the same identity feed one key. It never changes for a
+// key service (URL and scene code), so stored key ids stay valid.
+func (s *KeySource) Identity() string {
+	switch s.Kind() {
+	case SourceCommand:
+		return "command\x00" + strings.Join(s.Command, "\x00")
+	case SourceOAuth2:
+		grant := "client_credentials"
+		if s.RefreshToken != "" {
+			grant = "refresh_token"
+		}
+		return "oauth2\x00" + s.TokenURL + "\x00" + s.ClientID + "\x00" + s.Scope + "\x00" + grant
+	case SourceGCPServiceAccount:
+		var inline struct {
+			Email string `json:"client_email"`
+			KeyID string `json:"private_key_id"`
+		}
+		_ = json.Unmarshal([]byte(s.CredentialsJSON), &inline) // the private key stays out
+		return "gcp\x00" + s.CredentialsFile + "\x00" + inline.Email + "\x00" + inline.KeyID + "\x00" + strings.Join(s.Scopes, " ")
+	}
+	return "key_source\x00" + s.URL + "\x00" + s.SceneCode
+}
+
+// Bearer reports whether the credential goes upstream as
+// "Authorization: Bearer" whatever the provider: OAuth 2.0 and Google access
+// tokens are bearer tokens, not a provider's API key.
+func (s *KeySource) Bearer() bool {
+	k := s.Kind()
+	return k == SourceOAuth2 || k == SourceGCPServiceAccount
+}
+
+// Secrets lists the secret values the source holds, for masking.
+func (s *KeySource) Secrets() []string {
+	out := []string{s.ClientSecret, s.RefreshToken, s.CredentialsJSON}
+	for _, v := range s.Headers {
+		out = append(out, v)
+	}
+	return out
 }
 
 // TokenSpec is a gateway token (SPEC section 6). Token is the secret in clear

@@ -23,6 +23,11 @@ type KeyPolicy struct {
 	ServiceUnavailable ClassPolicy `json:"service_unavailable" yaml:"service_unavailable"`
 	Internal           ClassPolicy `json:"internal_error" yaml:"internal_error"`
 	Unknown            ClassPolicy `json:"unknown_error" yaml:"unknown_error"`
+	// Network is the short cooldown of a key whose calls failed at the
+	// network level NetworkStreak times in a row while its peers succeeded
+	// (a connection reset or closed before headers, for this key only).
+	Network       ClassPolicy `json:"network_error" yaml:"network_error"`
+	NetworkStreak int         `json:"network_streak" yaml:"network_streak"`
 }
 
 // ClassPolicy is the cooldown rule of one failure class: the first failure
@@ -48,6 +53,8 @@ func DefaultKeyPolicy() KeyPolicy {
 		ServiceUnavailable: ClassPolicy{Cooldown: d(10 * time.Second), MaxCooldown: d(5 * time.Minute)},
 		Internal:           ClassPolicy{Cooldown: d(10 * time.Second), MaxCooldown: d(5 * time.Minute)},
 		Unknown:            ClassPolicy{Cooldown: d(5 * time.Minute), MaxCooldown: d(24 * time.Hour), DisableAfter: 2},
+		Network:            ClassPolicy{Cooldown: d(10 * time.Second), MaxCooldown: d(5 * time.Minute)},
+		NetworkStreak:      3,
 	}
 }
 

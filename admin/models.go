@@ -33,12 +33,7 @@ func (d Deps) view(m keygate.Model) ModelView {
 		v.APIKeys[i] = keygate.KeyRef{ID: d.Pool.KeyID(k.Key), Masked: keygate.Mask(k.Key), Status: cmp.Or(k.Status, keygate.StatusEnabled)}
 	}
 	if m.KeySource != nil {
-		ks := *m.KeySource
-		ks.Headers = maps.Clone(ks.Headers)
-		for h, val := range ks.Headers {
-			ks.Headers[h] = keygate.Mask(val)
-		}
-		v.KeySource = &ks
+		v.KeySource = maskedSource(*m.KeySource)
 	}
 	return v
 }
@@ -106,12 +101,7 @@ func (d Deps) resolve(b modelBody, existing *keygate.Model) (keygate.Model, []st
 		}
 	}
 	if existing != nil && existing.KeySource != nil && m.KeySource != nil {
-		// A header sent back masked, as GET shows it, keeps its stored value.
-		for h, v := range m.KeySource.Headers {
-			if old, ok := existing.KeySource.Headers[h]; ok && v == keygate.Mask(old) {
-				m.KeySource.Headers[h] = old
-			}
-		}
+		keepMaskedSecrets(m.KeySource, existing.KeySource)
 	}
 	return m, append(problems, config.ModelProblems(&m)...)
 }

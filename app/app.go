@@ -11,11 +11,13 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keycheck"
 	"github.com/keygate/keygate/limit"
@@ -51,6 +53,8 @@ type App struct {
 	states   *stateWriter
 	checker  *keycheck.Checker
 	recovery *keycheck.Recovery
+	cluster  *cluster.Cluster // nil without redis_url
+	metrics  atomic.Pointer[metrics.Metrics]
 	auth     *server.Auth
 	seeded   map[*limit.Budget]bool // budgets already given their period's spending
 	tokensMu sync.Mutex
@@ -127,6 +131,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("load key states: %w", err)
 	}
 	a.pool.Restore(states)
+	if err := a.openCluster(keyring); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.watchStates()
 	for _, k := range a.pool.Keys() {
 		a.log.Debug("key loaded", "key_id", k.ID, "key", k.Masked(), "status", k.View(a.clock.Now()).Status)
 	}
@@ -134,10 +143,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		db.Close()
 		return nil, err
 	}
-	a.states = &stateWriter{pool: a.pool, store: db, clock: a.clock, log: a.log, interval: time.Second}
+	a.states = &stateWriter{pool: a.pool, store: db, clock: a.clock, log: a.log, interval: time.Second,
+		totals: db, others: a.cluster != nil}
+	a.states.prime()
 
 	a.recorder = usage.NewRecorder(db, a.log, usage.Options{Clock: a.clock})
 	m := metrics.New(a.pool, a.clock)
+	a.metrics.Store(m)
 	rl := &relay.Relay{
 		Metrics:          m,
 		Pool:             a.pool,
@@ -150,6 +162,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.checker = &keycheck.Checker{Pool: a.pool, Client: &http.Client{Transport: relay.NewTransport(30 * time.Second), Timeout: 30 * time.Second},
 		Clock: a.clock, Logger: a.log}
 	a.recovery = &keycheck.Recovery{Checker: a.checker, Schedule: keycheck.DefaultSchedule()}
+	var ready []func() string
+	if a.cluster != nil {
+		a.recovery.Claim = a.cluster.Claim
+		a.auth.UseShared(a.cluster)
+		if err := a.reloadTokens(ctx); err != nil { // share the limiters made before
+			db.Close()
+			return nil, err
+		}
+		m.Register(a.cluster.Collectors()...)
+		ready = append(ready, a.cluster.Problem)
+	}
 	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now), Throttle: admin.NewThrottle(a.clock)}
 	a.auth.UseLogins(logins)
 	a.auth.UseClientLogins(logins.Signer)
@@ -167,9 +190,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 	a.handler = server.New(server.Deps{
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
-		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.reloadTokens, Checker: a.checker,
-		Metrics: m.Handler(),
-		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins, Reload: a.reload, UsersChanged: a.reloadUsers,
+		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.announced("tokens", a.reloadTokens), Checker: a.checker,
+		Metrics: m.Handler(), SharedLimits: a.sharedLimits(), Ready: ready,
+		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins,
+			Reload: a.announced("models", a.reload), UsersChanged: a.announced("users", a.reloadUsers),
 			RemovingCredential: a.removingCredential},
 	})
 	return a, nil
@@ -254,6 +278,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer wg.Done(); a.recorder.Run(recCtx) }()
 	go func() { defer wg.Done(); a.states.run(recCtx) }()
 	go func() { defer wg.Done(); a.recovery.Run(recCtx) }()
+	if a.cluster != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.cluster.Run(recCtx) }()
+	}
 	a.startSources(recCtx)
 
 	errc := make(chan error, 1)
@@ -298,6 +326,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if err := a.store.Close(); err != nil {
 		serveErr = errors.Join(serveErr, err)
+	}
+	if a.cluster != nil {
+		a.cluster.Close()
 	}
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil

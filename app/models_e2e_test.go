@@ -81,7 +81,7 @@ func TestModelLifecycleThroughTheAPI(t *testing.T) {
 	}
 	wg.Wait()
 	resp, _ = call(t, "POST", g.url+"/v1/chat/completions", appToken, chat)
-	if resp.StatusCode != 200 || last(provider).Key != key2 || resp.Header.Get("X-Keygate-Key") != keygate.Mask(key2) {
+	if resp.StatusCode != 200 || last(provider).Key != key2 || resp.Header.Get("X-Keygate-Key") != keyID(t, g.url, adminToken, key2) {
 		t.Fatalf("after the update the model must use key2: %d, provider got %s", resp.StatusCode, keygate.Mask(last(provider).Key))
 	}
 	if code, v := jsonCall(t, "POST", g.url+"/api/v1/llm-models/"+id+"/keys", adminToken, fmt.Sprintf(`{"keys":[%q]}`, key3)); code != 200 {
@@ -171,7 +171,7 @@ func TestConfigModelsAreUpserted(t *testing.T) {
 		t.Fatalf("the operator's disable must survive a restart: %v", st)
 	}
 	resp, _ := call(t, "POST", g.url+"/v1/chat/completions", appToken, chat)
-	if resp.StatusCode != 200 || resp.Header.Get("X-Keygate-Key") != keygate.Mask("sk-config-key-000000002") {
+	if resp.StatusCode != 200 || resp.Header.Get("X-Keygate-Key") != keyID(t, g.url, adminToken, "sk-config-key-000000002") {
 		t.Fatalf("the disabled key must not serve: %d %s", resp.StatusCode, resp.Header.Get("X-Keygate-Key"))
 	}
 }

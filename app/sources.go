@@ -32,6 +32,10 @@ func (a *App) bindSources() error {
 		src, err := keysource.New(*k.Source(), keysource.Options{
 			Client: &http.Client{Transport: http.DefaultTransport},
 			Clock:  a.clock, Logger: a.log, Name: strings.Join(k.View(a.clock.Now()).Models, ","),
+			// A rotated OAuth 2.0 refresh token is kept sealed in the store
+			// under the key's id (a keyed hash of the source: no secret).
+			Vault: a.store, VaultName: k.ID,
+			Share: a.keySharer(k.ID),
 		})
 		if err != nil {
 			return err
@@ -91,6 +95,6 @@ func (r refresher) Wait(ctx context.Context) error {
 
 func (r refresher) Describe() pool.SourceView {
 	v := r.src.View()
-	return pool.SourceView{URL: v.URL, SceneCode: v.SceneCode, FetchedAt: v.FetchedAt, ExpiresAt: v.ExpiresAt,
-		Fetches: v.Fetches, Failures: v.Failures, LastError: v.LastError}
+	return pool.SourceView{Type: v.Type, Target: v.Target, State: v.State, URL: v.URL, SceneCode: v.SceneCode,
+		FetchedAt: v.FetchedAt, ExpiresAt: v.ExpiresAt, Fetches: v.Fetches, Failures: v.Failures, LastError: v.LastError}
 }

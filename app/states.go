@@ -19,6 +19,65 @@ type stateWriter struct {
 	log      *slog.Logger
 	interval time.Duration
 	pending  []keygate.KeyState // not yet written (the store failed)
+
+	// Totals are written as additions: what each key served since the last
+	// write. synced is, per key, the counters the store is known to hold.
+	// With others set (several replicas), the store is read back after
+	// each write and the other replicas' traffic added to the pool's keys.
+	totals keygate.KeyTotalsStore
+	others bool
+	synced map[string]keygate.KeyTotals
+}
+
+// prime takes the pool's counters, as restored from the store, as what the
+// store holds.
+func (s *stateWriter) prime() {
+	s.synced = map[string]keygate.KeyTotals{}
+	for _, k := range s.pool.Keys() {
+		s.synced[k.ID] = k.Totals()
+	}
+}
+
+// flushTotals adds each key's traffic since the last write to the store;
+// a failed write is retried with the larger difference next time.
+func (s *stateWriter) flushTotals(ctx context.Context) error {
+	if s.totals == nil {
+		return nil
+	}
+	keys := s.pool.Keys()
+	var deltas []keygate.KeyTotals
+	var cur []keygate.KeyTotals
+	for _, k := range keys {
+		t := k.Totals()
+		if d := t.Sub(s.synced[k.ID]); !d.Zero() {
+			deltas, cur = append(deltas, d), append(cur, t)
+		}
+	}
+	if err := s.totals.AddKeyTotals(ctx, deltas); err != nil {
+		s.log.Error("saving key totals failed; will retry", "count", len(deltas), "err", err)
+		return err
+	}
+	for _, t := range cur {
+		s.synced[t.KeyID] = t
+	}
+	if !s.others {
+		return nil
+	}
+	stored, err := s.totals.LoadKeyTotals(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		db, ok := stored[k.ID]
+		if !ok {
+			continue
+		}
+		if d := db.Sub(s.synced[k.ID]); !d.Zero() || db.LastUsedAt.After(s.synced[k.ID].LastUsedAt) {
+			k.AddTotals(d)
+			s.synced[k.ID] = s.synced[k.ID].Add(d)
+		}
+	}
+	return nil
 }
 
 func (s *stateWriter) run(ctx context.Context) {
@@ -39,9 +98,10 @@ func (s *stateWriter) run(ctx context.Context) {
 // flush writes what changed since the last flush. A failed write is kept
 // and merged into the next one, so no state change is lost.
 func (s *stateWriter) flush(ctx context.Context) error {
+	terr := s.flushTotals(ctx)
 	changed := s.pool.States(s.clock.Now(), false)
 	if len(changed) == 0 && len(s.pending) == 0 {
-		return nil
+		return terr
 	}
 	batch := mergeStates(s.pending, changed)
 	if err := s.store.SaveKeyStates(ctx, batch); err != nil {
@@ -50,7 +110,7 @@ func (s *stateWriter) flush(ctx context.Context) error {
 		return err
 	}
 	s.pending = nil
-	return nil
+	return terr
 }
 
 // mergeStates keeps the newest record per key and model.

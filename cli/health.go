@@ -64,6 +64,7 @@ type dashboard struct {
 	ByClass        map[string]int `json:"by_class"`
 	ReadyForRetry  int            `json:"ready_for_retry"`
 	NextSteps      []string       `json:"next_steps"`
+	Sources        []sourceLine   `json:"key_sources,omitempty"`
 	OldestFailures []string       `json:"-"`
 }
 
@@ -96,6 +97,7 @@ func newStatusCmd(env Env) *cobra.Command {
 						}
 					})
 				}
+				printSources(w, d.Sources, time.Now())
 				fmt.Fprintf(w, "\n%d keys are ready for a retry\n", d.ReadyForRetry)
 				if len(d.NextSteps) > 0 {
 					fmt.Fprintln(w, "\nNext:")
@@ -111,7 +113,7 @@ func newStatusCmd(env Env) *cobra.Command {
 }
 
 func summarize(keys []pool.KeyView, now time.Time) dashboard {
-	d := dashboard{Total: len(keys), ByStatus: map[string]int{}, ByClass: map[string]int{}}
+	d := dashboard{Total: len(keys), ByStatus: map[string]int{}, ByClass: map[string]int{}, Sources: sourcesOf(keys)}
 	for _, k := range keys {
 		d.ByStatus[k.Status]++
 		if k.ErrorClass != "" {
@@ -123,6 +125,11 @@ func summarize(keys []pool.KeyView, now time.Time) dashboard {
 	}
 	for _, c := range sortedKeys(d.ByClass) {
 		d.NextSteps = append(d.NextSteps, fmt.Sprintf("%d × %s: %s", d.ByClass[c], c, classAdvice[c]))
+	}
+	for _, s := range d.Sources {
+		if s.State == "down" {
+			d.NextSteps = append(d.NextSteps, fmt.Sprintf("key source %s (%s) has no valid credential: fix it from its last error; requests use the backup keys", s.Target, s.Type))
+		}
 	}
 	if d.ReadyForRetry > 0 {
 		d.NextSteps = append(d.NextSteps, "run `keygate keys check` to re-check the keys ready for a retry now")
@@ -318,7 +325,7 @@ func newKeysAnalyzeCmd(o *operator) *cobra.Command {
 				line("cost", fmt.Sprintf("$%.4f", v.Cost))
 				line("last used", timeOrDash(v.LastUsedAt))
 				if v.Source != nil {
-					line("fetched from", v.Source.URL+" (expires "+v.Source.ExpiresAt.Format(time.RFC3339)+")")
+					line("fetched from", v.Source.Type+" "+v.Source.Target+" ("+v.Source.State+", expires "+v.Source.ExpiresAt.Format(time.RFC3339)+")")
 				}
 				fmt.Fprintf(w, "Key %s\n%s\nAdvice: %s\n", v.Masked, b.String(), advice)
 			})

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/pool"
@@ -41,10 +42,11 @@ func newKeysListCmd(o *operator) *cobra.Command {
 				return err
 			}
 			return o.print(answer.Data, func(w io.Writer) {
-				table(w, "ID\tKEY\tMODELS\tSTATUS\tCLASS\tREQUESTS\tSUCCESS\tLAST USED", func(tw io.Writer) {
+				now := time.Now()
+				table(w, "ID\tKEY\tMODELS\tSTATUS\tCLASS\tREQUESTS\tSUCCESS\tLAST USED\tSOURCE", func(tw io.Writer) {
 					for _, k := range answer.Data {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%.0f%%\t%s\n", k.ID, k.Masked, strings.Join(k.Models, ","),
-							k.Status, orDash(k.ErrorClass), k.TotalRequests, k.SuccessRate, ago(k.LastUsedAt))
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%.0f%%\t%s\t%s\n", k.ID, k.Masked, strings.Join(k.Models, ","),
+							k.Status, orDash(k.ErrorClass), k.TotalRequests, k.SuccessRate, ago(k.LastUsedAt), sourceCell(k, now))
 					}
 				})
 				fmt.Fprintln(w, plural(len(answer.Data), "key"))

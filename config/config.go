@@ -200,8 +200,10 @@ func modelDefaults(m *keygate.Model) {
 		m.APIKeys[i].Status = cmp.Or(m.APIKeys[i].Status, keygate.StatusEnabled)
 	}
 	if s := m.KeySource; s != nil {
-		s.Method = cmp.Or(strings.ToUpper(s.Method), "GET")
-		s.ResultField = cmp.Or(s.ResultField, "result")
+		if s.Kind() == keygate.SourceKeyService {
+			s.Method = cmp.Or(strings.ToUpper(s.Method), "GET")
+			s.ResultField = cmp.Or(s.ResultField, "result")
+		}
 		s.ExpireSeconds = cmp.Or(s.ExpireSeconds, 600)
 		if s.RefreshBeforeSeconds == 0 && s.ExpireSeconds > 0 {
 			// A fifth of a short lifetime, as keysource does, so that

@@ -226,8 +226,11 @@ func validateModel(p *problems, m *keygate.Model, name func(string) string) {
 	if s == nil {
 		return
 	}
-	p.httpURL(name("key_source.url"), s.URL)
-	p.oneOf(name("key_source.method"), s.Method, "GET", "POST")
+	if s.Kind() == keygate.SourceKeyService {
+		p.httpURL(name("key_source.url"), s.URL)
+		p.oneOf(name("key_source.method"), s.Method, "GET", "POST")
+	}
+	sourceTypeProblems(p, s, name)
 	if s.ExpireSeconds <= 0 {
 		p.add(name("key_source.expire_seconds"), "%d must be positive", s.ExpireSeconds)
 	}
@@ -276,9 +279,7 @@ func (c *Config) secrets() []string {
 			s = append(s, k.Key)
 		}
 		if m.KeySource != nil {
-			for _, v := range m.KeySource.Headers {
-				s = append(s, v)
-			}
+			s = append(s, m.KeySource.Secrets()...)
 		}
 	}
 	return s

@@ -19,6 +19,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/pool"
+	"github.com/keygate/keygate/provider"
 )
 
 // Vendors whose check call keycheck knows. Any other provider is checked
@@ -161,6 +162,9 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 	if err != nil {
 		r.Message = err.Error()
 		return r
+	}
+	if t.key.Bearer() {
+		provider.UseBearer(req, secret)
 	}
 	start := c.Clock.Now()
 	resp, err := c.Client.Do(req)

@@ -45,6 +45,9 @@ type Recovery struct {
 	Schedule  map[string]Rule
 	CheckAuth bool          // also re-check keys disabled for authentication
 	Tick      time.Duration // how often to look for due checks (default 10 s)
+	// Claim, if set, must grant a key's check before it runs: with several
+	// replicas, one at a time checks a given key (see package cluster).
+	Claim func(ctx context.Context, keyID string) bool
 
 	mu    sync.Mutex
 	plans map[string]*plan
@@ -128,6 +131,9 @@ func (r *Recovery) RunOnce(ctx context.Context) int {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			if r.Claim != nil && !r.Claim(ctx, k.ID) {
+				return // another replica checks it
+			}
 			r.Checker.Check(ctx, k, models[i])
 		}()
 	}

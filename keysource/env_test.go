@@ -184,29 +184,36 @@ func newEnv(t *testing.T, edit func(*keygate.KeySource)) *env {
 
 // start runs the source until the test ends, and lets its first fetch
 // attempt finish.
-func (e *env) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		e.src.Run(ctx)
-		close(done)
-	}()
-	e.t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	e.settle()
-}
+func (e *env) start() { runSource(e.t, e.clock, e.src) }
 
 // settle waits until the source's goroutines are parked on the fake clock
 // (a refresh timer, a retry, or a pause), so that the test's next Advance
 // lands where it means to.
-func (e *env) settle() {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (e *env) settle() { e.t.Helper(); settle(e.t, e.clock) }
+
+// runSource runs src until the test ends and settles the clock.
+func runSource(t *testing.T, clock *clockwork.FakeClock, src *keysource.Source) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		src.Run(ctx)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	settle(t, clock)
+}
+
+// settle waits until a goroutine is parked on clock.
+func settle(t *testing.T, clock *clockwork.FakeClock) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.clock.BlockUntilContext(ctx, 1); err != nil {
-		e.t.Fatal("source never waited on the clock:", err)
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatal("source never waited on the clock:", err)
 	}
 }
 

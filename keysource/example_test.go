@@ -66,3 +66,51 @@ func Example() {
 	fmt.Println(resp.Status, answer.Choices[0].Message.Content)
 	// Output: 200 OK mock reply hello word4 word5 word6 word7 word8 word9 word10 word11 word12
 }
+
+// The same Transport serves every key_source type: here an OAuth 2.0
+// client-credentials grant (as Azure OpenAI with Entra ID issues tokens);
+// the access token goes to the provider as a Bearer token and is renewed
+// before it expires.
+func Example_oAuth2() {
+	tokens := mockprovider.NewTokenIssuer(clockwork.NewRealClock(), time.Hour, mockprovider.TokenIssuerOptions{
+		ClientID: "my-app", ClientSecret: "my-app-secret-0123456789", Scope: "https://cognitiveservices.azure.com/.default",
+	})
+	tokenEndpoint := httptest.NewServer(tokens)
+	defer tokenEndpoint.Close()
+	provider := httptest.NewServer(mockprovider.New(mockprovider.Options{Validate: tokens.Validator()}))
+	defer provider.Close()
+
+	src, err := keysource.New(keygate.KeySource{
+		Type:         keygate.SourceOAuth2,
+		TokenURL:     tokenEndpoint.URL + "/tenant/oauth2/v2.0/token",
+		ClientID:     "my-app",
+		ClientSecret: "my-app-secret-0123456789",
+		Scope:        "https://cognitiveservices.azure.com/.default",
+	}, keysource.Options{Name: "gpt-4o-mini", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		src.Run(ctx)
+		close(done)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+
+	client := &http.Client{Transport: &keysource.Transport{Source: src}}
+	resp, err := client.Post(provider.URL+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	v := src.View()
+	fmt.Println(resp.Status, v.Type, v.State, v.ExpiresAt.Sub(v.FetchedAt))
+	// Output: 200 OK oauth2 ready 1h0m0s
+}

@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -68,123 +65,57 @@ func (s *Source) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// fetchOnce asks the key service for a key, once.
+// fetchOnce asks the fetcher for a credential, once, within timeout_seconds.
 func (s *Source) fetchOnce(ctx context.Context) (Lease, error) {
-	l, err := s.ask(ctx)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	l, err := s.fetcher.fetch(ctx)
+	if err == nil {
+		l, err = sane(l, s.clock.Now())
+	}
 	if err != nil {
-		return Lease{}, fmt.Errorf("fetch key from %s: %w", s.shownURL, err)
+		return Lease{}, fmt.Errorf("fetch key from %s: %w", s.fetcher.target(), err)
 	}
 	return l, nil
 }
 
-func (s *Source) ask(ctx context.Context) (Lease, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	req, err := s.newRequest(ctx)
-	if err != nil {
-		return Lease{}, err
+// sane is the check every fetched credential passes, whatever its source.
+// A key handed out with a trailing newline is the source's slip, not a
+// different key; one with a character inside that no header can carry
+// would fail every request, so it is refused like a failed fetch. A
+// lifetime past MaxLifetime is cut to it, and a lease already expired on
+// arrival is refused.
+func sane(l Lease, now time.Time) (Lease, error) {
+	l.Secret = strings.TrimSpace(l.Secret)
+	if l.Secret == "" {
+		return Lease{}, errors.New("the credential is empty")
 	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		// *url.Error repeats the URL with its query, which may hold a secret.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return Lease{}, err
+	if i := strings.IndexFunc(l.Secret, notHeaderSafe); i >= 0 {
+		return Lease{}, fmt.Errorf("the credential holds a character a header cannot carry (%U at byte %d)", []rune(l.Secret[i:])[0], i)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return Lease{}, fmt.Errorf("read answer: %w", err)
+	if !l.ExpiresAt.After(now) {
+		return Lease{}, fmt.Errorf("the credential expired on arrival (%s)", l.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return Lease{}, fmt.Errorf("status %d: %s", resp.StatusCode, s.snippet(body))
+	if l.ExpiresAt.Sub(now) > MaxLifetime {
+		l.ExpiresAt = now.Add(MaxLifetime)
 	}
-	return s.parse(body, s.clock.Now())
+	return l, nil
 }
 
-// newRequest builds the call SPEC section 5 describes: sceneCode as a query
-// parameter for GET, as a JSON body for POST.
-func (s *Source) newRequest(ctx context.Context) (*http.Request, error) {
-	u := *s.url
-	var body io.Reader
-	if s.spec.Method == http.MethodGet {
-		q := u.Query()
-		q.Set("sceneCode", s.spec.SceneCode)
-		u.RawQuery = q.Encode()
-	} else {
-		b, err := json.Marshal(map[string]string{"sceneCode": s.spec.SceneCode})
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, s.spec.Method, u.String(), body)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	for k, v := range s.spec.Headers {
-		if strings.EqualFold(k, "Host") {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	return req, nil
-}
-
-// parse reads {"<result_field>":"<key>"} and the optional expires_in or
-// expire_time, which win over expire_seconds.
-func (s *Source) parse(body []byte, now time.Time) (Lease, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return Lease{}, fmt.Errorf("answer is not a JSON object: %s", s.snippet(body))
-	}
-	name := s.spec.ResultField
-	raw, ok := fields[name]
-	if !ok {
-		return Lease{}, fmt.Errorf("answer has no %q field", name)
-	}
-	var secret string
-	if err := json.Unmarshal(raw, &secret); err != nil {
-		return Lease{}, fmt.Errorf("answer field %q is %s, want a string", name, kind(raw))
-	}
-	// A key handed out with a trailing newline is the service's typo, not
-	// a different key; one with a character inside that no header can
-	// carry would fail every request, so it is refused like a failed fetch.
-	secret = strings.TrimSpace(secret)
-	if secret == "" {
-		return Lease{}, fmt.Errorf("answer field %q is empty", name)
-	}
-	if i := strings.IndexFunc(secret, notHeaderSafe); i >= 0 {
-		return Lease{}, fmt.Errorf("answer field %q holds a character a header cannot carry (%U at byte %d)", name, []rune(secret[i:])[0], i)
-	}
-	expires, err := expiry(fields, now, s.expire)
-	if err != nil {
-		return Lease{}, err
-	}
-	return Lease{Secret: secret, FetchedAt: now, ExpiresAt: expires}, nil
-}
-
-// notHeaderSafe reports a rune a key may not hold: anything but visible
-// ASCII, since the key travels in a header (Authorization, x-api-key …).
+// notHeaderSafe reports a rune a credential may not hold: anything but
+// visible ASCII, since it travels in a header (Authorization, x-api-key …).
 func notHeaderSafe(r rune) bool { return r <= ' ' || r >= 0x7f }
 
-// MaxLifetime caps the lifetime a key service may give a key. Longer ones
+// MaxLifetime caps the lifetime a source may give a credential. Longer ones
 // (a "never expires" 9999999999, which overflowed to the year 1734) are
 // taken as this: the key is refreshed once a day, not never and not in a storm.
 const MaxLifetime = 24 * time.Hour
 
 // expiry reads expires_in (seconds, a number or a numeric string), else
-// expire_time (RFC 3339, or unix seconds or milliseconds), else returns
-// now+def. expires_in is preferred: it does not depend on the two machines'
-// clocks agreeing.
-func expiry(fields map[string]json.RawMessage, now time.Time, def time.Duration) (time.Time, error) {
+// the field atField names (expire_time for a key service; RFC 3339, or unix
+// seconds or milliseconds), else returns now+def. expires_in is preferred:
+// it does not depend on the two machines' clocks agreeing.
+func expiry(fields map[string]json.RawMessage, atField string, now time.Time, def time.Duration) (time.Time, error) {
 	if raw, ok := present(fields, "expires_in"); ok {
 		n, ok := number(raw)
 		if !ok {
@@ -193,12 +124,12 @@ func expiry(fields map[string]json.RawMessage, now time.Time, def time.Duration)
 		if n <= 0 {
 			return time.Time{}, fmt.Errorf("answer field \"expires_in\" is %v: the key has already expired", n)
 		}
-		if n >= MaxLifetime.Seconds() {
+		if n >= MaxLifetime.Seconds() { // also keeps the conversion below from overflowing
 			return now.Add(MaxLifetime), nil
 		}
 		return now.Add(time.Duration(n * float64(time.Second))), nil
 	}
-	if raw, ok := present(fields, "expire_time"); ok {
+	if raw, ok := present(fields, atField); ok {
 		var t time.Time
 		var str string
 		if json.Unmarshal(raw, &str) == nil {
@@ -217,11 +148,9 @@ func expiry(fields map[string]json.RawMessage, now time.Time, def time.Duration)
 		}
 		switch {
 		case t.IsZero():
-			return time.Time{}, fmt.Errorf("answer field \"expire_time\" is %s, want RFC 3339 or unix time", kind(raw))
+			return time.Time{}, fmt.Errorf("answer field %q is %s, want RFC 3339 or unix time", atField, kind(raw))
 		case !t.After(now):
-			return time.Time{}, fmt.Errorf("answer field \"expire_time\" is %s: the key has already expired", t.UTC().Format(time.RFC3339))
-		case t.Sub(now) > MaxLifetime:
-			return now.Add(MaxLifetime), nil
+			return time.Time{}, fmt.Errorf("answer field %q is %s: the key has already expired", atField, t.UTC().Format(time.RFC3339))
 		}
 		return t, nil
 	}
@@ -283,7 +212,7 @@ func (s *Source) snippet(body []byte) string {
 		out = strings.ToValidUTF8(out[:snippetLen], "") + "…"
 	}
 	out = keygate.MaskIn(out, s.Current().Secret)
-	for _, v := range s.spec.Headers {
+	for _, v := range s.spec.Secrets() {
 		if len(v) >= 8 { // shorter values would mask ordinary words
 			out = keygate.MaskIn(out, v)
 		}

@@ -1,9 +1,12 @@
-// Package keysource keeps a key fetched from a key service fresh (SPEC
-// section 5): it fetches the key for a scene code, refreshes it before it
-// expires in the background, retries a failed fetch, and fetches a new key at
-// once when the provider rejects the current one early. Source is the
-// machinery the key pool builds on; Transport puts it in front of any
-// http.Client, for applications that use expiring keys without the gateway.
+// Package keysource keeps a credential that expires fresh (SPEC section 5):
+// it fetches the credential, refreshes it before it expires in the
+// background, retries a failed fetch, and fetches a new one at once when the
+// provider rejects the current one early. Where the credential comes from is
+// a fetcher, one file per key_source.type: a key service (keyservice.go), a
+// command (command.go), an OAuth 2.0 token endpoint (oauth2.go) or a Google
+// service account (gcp.go). Source is the machinery the key pool builds on;
+// Transport puts it in front of any http.Client, for applications that use
+// expiring credentials without the gateway.
 package keysource
 
 import (
@@ -38,7 +41,7 @@ const (
 
 	// minRefetch is the least time between the starts of two rounds of
 	// fetches, whatever asks for them (the schedule, a rejection, a
-	// waiting request): a service that hands out keys that are already
+	// waiting request): a source that hands out keys that are already
 	// stale, or that the provider refuses, is asked once a second, not in
 	// a storm.
 	minRefetch = time.Second
@@ -63,14 +66,36 @@ type Options struct {
 	Clock  clockwork.Clock // default: the real clock
 	Logger *slog.Logger    // default: slog.Default()
 	Name   string          // the model id, for logs
+	// Vault keeps what a source learns that must outlive a restart (an
+	// OAuth 2.0 refresh token the server rotated), under VaultName.
+	// Without one it is kept in memory only.
+	Vault     Vault
+	VaultName string
+	Share     Sharer // several replicas share this source's keys (see shared.go); nil: fetch alone
+}
+
+// Vault keeps a source's secrets across restarts. The implementation
+// encrypts them at rest; values never appear in its errors.
+type Vault interface {
+	LoadSecret(ctx context.Context, name string) (value string, found bool, err error)
+	SaveSecret(ctx context.Context, name, value string) error
+}
+
+// fetcher gets one credential, once: one file per key_source.type. The
+// Source decides when, bounds each call by timeout_seconds, retries and
+// installs what it returns; a fetcher's errors must hold no secret.
+type fetcher interface {
+	fetch(ctx context.Context) (Lease, error)
+	// target says where credentials come from, safe to show.
+	target() string
 }
 
 // Source hands out the key a key service issues and keeps it fresh. Its
 // methods are safe for concurrent use; Run drives the background refresh.
 type Source struct {
 	spec          keygate.KeySource // defaults applied
-	url           *url.URL
-	shownURL      string // url without query or password, for errors and View
+	fetcher       fetcher
+	opts          Options
 	client        *http.Client
 	clock         clockwork.Clock
 	log           *slog.Logger
@@ -79,6 +104,7 @@ type Source struct {
 	timeout       time.Duration
 	interval      time.Duration
 	attempts      int
+	share         Sharer
 
 	// ctx bounds every fetch; it ends when Run returns.
 	ctx    context.Context
@@ -92,7 +118,7 @@ type Source struct {
 	flight   *flight       // the fetch in progress, nil if none
 	changed  chan struct{} // closed and replaced whenever lease changes
 	onChange []func(Lease)
-	closed   bool // Run has returned: no new fetches
+	closed   bool      // Run has returned: no new fetches
 	started  time.Time // when the last round of fetches started
 	fetches  int
 	failures int
@@ -110,8 +136,10 @@ type flight struct {
 // New checks spec, applies its defaults and returns a Source. Nothing is
 // fetched before Run, Wait or Rejected.
 func New(spec keygate.KeySource, opts Options) (*Source, error) {
-	spec.Method = cmp.Or(strings.ToUpper(spec.Method), defaultMethod)
-	spec.ResultField = cmp.Or(spec.ResultField, defaultResultField)
+	if spec.Kind() == keygate.SourceKeyService {
+		spec.Method = cmp.Or(strings.ToUpper(spec.Method), defaultMethod)
+		spec.ResultField = cmp.Or(spec.ResultField, defaultResultField)
+	}
 	spec.ExpireSeconds = cmp.Or(spec.ExpireSeconds, int(defaultExpire/time.Second))
 	if spec.RefreshBeforeSeconds == 0 && spec.ExpireSeconds > 0 {
 		// A fifth of a short lifetime, so a short expire_seconds alone is valid.
@@ -121,15 +149,10 @@ func New(spec keygate.KeySource, opts Options) (*Source, error) {
 	spec.Retries = cmp.Or(spec.Retries, defaultAttempts)
 	spec.RetryIntervalMS = cmp.Or(spec.RetryIntervalMS, int(defaultRetryInterval/time.Millisecond))
 
-	u, err := validate(spec)
-	if err != nil {
-		return nil, err
-	}
 	timeout := time.Duration(spec.TimeoutSeconds) * time.Second
 	s := &Source{
 		spec:          spec,
-		url:           u,
-		shownURL:      shown(u),
+		opts:          opts,
 		client:        opts.Client,
 		clock:         opts.Clock,
 		log:           cmp.Or(opts.Logger, slog.Default()).With("model", opts.Name),
@@ -138,6 +161,7 @@ func New(spec keygate.KeySource, opts Options) (*Source, error) {
 		timeout:       timeout,
 		interval:      time.Duration(spec.RetryIntervalMS) * time.Millisecond,
 		attempts:      spec.Retries,
+		share:         opts.Share,
 		changed:       make(chan struct{}),
 	}
 	s.spec.Headers = make(map[string]string, len(spec.Headers))
@@ -150,40 +174,99 @@ func New(spec keygate.KeySource, opts Options) (*Source, error) {
 	if s.clock == nil {
 		s.clock = clockwork.NewRealClock()
 	}
+	var problems Problems
+	s.fetcher = newFetcher(s, &problems)
+	validate(spec, &problems)
+	if err := problems.Err(); err != nil {
+		return nil, err
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
-// validate returns every problem of spec at once, each naming its field.
-func validate(spec keygate.KeySource) (*url.URL, error) {
+// newFetcher builds the fetcher of s.spec's type, adding what is wrong with
+// its fields to p.
+func newFetcher(s *Source, p *Problems) fetcher {
+	switch s.spec.Kind() {
+	case keygate.SourceKeyService:
+		return newKeyService(s, p)
+	case keygate.SourceCommand:
+		return newCommand(s, p)
+	case keygate.SourceOAuth2:
+		return newOAuth2(s, p)
+	case keygate.SourceGCPServiceAccount:
+		return newGCP(s, p)
+	}
+	p.Add("type", "%q must be one of %s, %s, %s, %s", s.spec.Type, keygate.SourceKeyService,
+		keygate.SourceCommand, keygate.SourceOAuth2, keygate.SourceGCPServiceAccount)
+	return nil
+}
+
+// Problem is one thing wrong with a key_source: the field, and why.
+type Problem struct{ Field, Reason string }
+
+// Problems collects every problem of a key_source at once.
+type Problems []Problem
+
+// Add records a problem with field.
+func (p *Problems) Add(field, format string, args ...any) {
+	*p = append(*p, Problem{field, fmt.Sprintf(format, args...)})
+}
+
+// Err joins the problems into one error, each line "key_source.<field>: <reason>".
+func (p Problems) Err() error {
 	var errs []error
-	add := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("key_source.%s: %s", field, fmt.Sprintf(format, args...)))
+	for _, x := range p {
+		errs = append(errs, fmt.Errorf("key_source.%s: %s", x.Field, x.Reason))
 	}
-	u, err := url.Parse(spec.URL)
-	switch {
-	case spec.URL == "":
-		add("url", "required")
-	case err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		add("url", "%q must be an absolute http or https URL", shownRaw(spec.URL))
+	return errors.Join(errs...)
+}
+
+// foreign reports the fields set that belong to another type: a field the
+// source ignores is most likely a mistake in its type or its name.
+func foreign(spec keygate.KeySource, p *Problems) {
+	kind := spec.Kind()
+	fields := []struct {
+		name, owner string
+		set         bool
+	}{
+		{"url", keygate.SourceKeyService, spec.URL != ""},
+		{"scene_code", keygate.SourceKeyService, spec.SceneCode != ""},
+		{"headers", keygate.SourceKeyService, len(spec.Headers) > 0},
+		{"command", keygate.SourceCommand, len(spec.Command) > 0},
+		{"token_url", keygate.SourceOAuth2, spec.TokenURL != ""},
+		{"client_id", keygate.SourceOAuth2, spec.ClientID != ""},
+		{"client_secret", keygate.SourceOAuth2, spec.ClientSecret != ""},
+		{"scope", keygate.SourceOAuth2, spec.Scope != ""},
+		{"refresh_token", keygate.SourceOAuth2, spec.RefreshToken != ""},
+		{"credentials_file", keygate.SourceGCPServiceAccount, spec.CredentialsFile != ""},
+		{"credentials_json", keygate.SourceGCPServiceAccount, spec.CredentialsJSON != ""},
+		{"scopes", keygate.SourceGCPServiceAccount, len(spec.Scopes) > 0},
 	}
-	if spec.Method != http.MethodGet && spec.Method != http.MethodPost {
-		add("method", "%q must be GET or POST", spec.Method)
-	}
-	if strings.TrimSpace(spec.SceneCode) == "" {
-		add("scene_code", "required")
-	}
-	if strings.TrimSpace(spec.ResultField) == "" {
-		add("result_field", "%q must name a field", spec.ResultField)
-	}
-	for k, v := range spec.Headers {
-		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
-			add("headers", "%q is not a header name", k)
+	for _, f := range fields {
+		if f.set && f.owner != kind {
+			p.Add(f.name, "belongs to type %s, not %s", f.owner, kind)
 		}
-		if strings.ContainsAny(v, "\r\n") {
-			add("headers", "the value of %q has a line break", k) // the value may be a secret
-		}
 	}
+}
+
+// Check returns what is wrong with the fields of spec's type and the fields
+// set that belong to another type, without fetching anything, for config
+// validation to name the field and why. The fields every type shares, and
+// a key service's own (which config checks itself), are the caller's.
+func Check(spec keygate.KeySource) Problems {
+	var p Problems
+	if spec.Kind() != keygate.SourceKeyService {
+		newFetcher(&Source{spec: spec}, &p)
+	}
+	foreign(spec, &p)
+	return p
+}
+
+// validate adds the problems of the fields every type shares to p.
+func validate(spec keygate.KeySource, p *Problems) {
+	add := p.Add
+	foreign(spec, p)
 	if spec.ExpireSeconds <= 0 {
 		add("expire_seconds", "%d must be positive", spec.ExpireSeconds)
 	}
@@ -202,7 +285,22 @@ func validate(spec keygate.KeySource) (*url.URL, error) {
 	if spec.RetryIntervalMS < 0 {
 		add("retry_interval_ms", "%d must not be negative", spec.RetryIntervalMS)
 	}
-	return u, errors.Join(errs...)
+}
+
+// httpURL parses the URL in field, adding a problem unless it is an
+// absolute http or https URL; what it returns is nil when it does not parse.
+func httpURL(p *Problems, field, raw, what string) *url.URL {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		p.Add(field, "required%s", what)
+	case err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		p.Add(field, "%q must be an absolute http or https URL", shownRaw(raw))
+	}
+	if err != nil {
+		return nil
+	}
+	return u
 }
 
 // shown is u without its query, fragment and password, which may hold secrets.
@@ -333,7 +431,7 @@ func (s *Source) startLocked() *flight {
 		if gap > 0 && !s.sleep(s.ctx, gap) {
 			f.err = s.ctx.Err()
 		} else {
-			f.lease, f.err = s.fetch(s.ctx)
+			f.lease, f.err = s.fetchShared(s.ctx)
 		}
 		s.mu.Lock()
 		s.flight = nil
@@ -457,6 +555,9 @@ func (s *Source) install(l Lease) {
 	msg := "key refreshed"
 	if first {
 		msg = "key service ready"
+		if k := s.spec.Kind(); k != keygate.SourceKeyService {
+			msg = "key source ready"
+		}
 	}
 	s.log.Info(msg, "key", keygate.Mask(l.Secret), "expires_at", l.ExpiresAt)
 	for _, fn := range callbacks {
@@ -468,10 +569,21 @@ func (s *Source) install(l Lease) {
 	s.mu.Unlock()
 }
 
+// Source states, as View shows them.
+const (
+	StateStarting = "starting" // no credential yet, no fetch failed yet
+	StateReady    = "ready"    // a valid credential, the last fetch succeeded
+	StateFailing  = "failing"  // refreshes fail; the current credential is still valid
+	StateDown     = "down"     // no valid credential: requests use the backup keys
+)
+
 // View is a source's state as the admin API shows it; it holds no secret.
 type View struct {
-	URL       string    `json:"url"` // without query or password
-	SceneCode string    `json:"scene_code"`
+	Type      string    `json:"type"`
+	Target    string    `json:"target"`        // where credentials come from, without secrets
+	URL       string    `json:"url,omitempty"` // a key service's, without query or password
+	SceneCode string    `json:"scene_code,omitempty"`
+	State     string    `json:"state"`
 	Masked    string    `json:"masked"` // the current key masked, "" if none
 	FetchedAt time.Time `json:"fetched_at"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -483,7 +595,10 @@ type View struct {
 // View returns the source's state.
 func (s *Source) View() View {
 	l := s.Current()
-	v := View{URL: s.shownURL, SceneCode: s.spec.SceneCode, FetchedAt: l.FetchedAt, ExpiresAt: l.ExpiresAt}
+	v := View{Type: s.spec.Kind(), Target: s.fetcher.target(), FetchedAt: l.FetchedAt, ExpiresAt: l.ExpiresAt}
+	if ks, ok := s.fetcher.(*keyService); ok {
+		v.URL, v.SceneCode = ks.shown, s.spec.SceneCode
+	}
 	if l.Secret != "" {
 		v.Masked = keygate.Mask(l.Secret)
 	}
@@ -492,6 +607,17 @@ func (s *Source) View() View {
 	v.Fetches, v.Failures = s.fetches, s.failures
 	if s.lastErr != nil {
 		v.LastError = s.lastErr.Error()
+	}
+	valid := l.Valid(s.clock.Now())
+	switch {
+	case valid && s.lastErr == nil:
+		v.State = StateReady
+	case valid:
+		v.State = StateFailing
+	case s.fetches == 0 && s.failures == 0:
+		v.State = StateStarting
+	default:
+		v.State = StateDown
 	}
 	return v
 }

@@ -484,7 +484,8 @@ func TestNewValidates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := keysource.View{URL: "https://me@keys.local/getApikey", SceneCode: "P1"}
+		want := keysource.View{Type: "key_service", Target: "https://me@keys.local/getApikey", URL: "https://me@keys.local/getApikey",
+			SceneCode: "P1", State: keysource.StateStarting}
 		if v := src.View(); v != want {
 			t.Errorf("View = %+v, want %+v", v, want)
 		}

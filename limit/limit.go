@@ -55,6 +55,7 @@ type Rate struct {
 	RPM, TPM int
 	mu       sync.Mutex
 	req, tok window
+	shared   rateShare // counts shared with other replicas, if Share was called
 }
 
 // NewRate returns a limiter for rpm requests and tpm tokens per minute.
@@ -65,6 +66,11 @@ func NewRate(rpm, tpm int) *Rate { return &Rate{RPM: rpm, TPM: tpm} }
 func (r *Rate) Allow(now time.Time, tokens int) (ok bool, retryAfter time.Duration) {
 	if r == nil || (r.RPM <= 0 && r.TPM <= 0) {
 		return true, 0
+	}
+	if s := r.shared.share.Load(); s != nil && s.b.Up() {
+		if ok, wait, done := r.allowShared(s, now, tokens); done {
+			return ok, wait
+		}
 	}
 	n := now.UnixNano()
 	r.mu.Lock()
@@ -91,6 +97,9 @@ func (r *Rate) settleAt(at, now time.Time, reserved, used int) {
 	if r == nil || r.TPM <= 0 || reserved == used {
 		return
 	}
+	if s := r.shared.share.Load(); s != nil {
+		r.settleShared(s, now, reserved, used)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tok.roll(now.UnixNano())
@@ -106,6 +115,14 @@ func (r *Rate) settleAt(at, now time.Time, reserved, used int) {
 // release gives back a reservation of one request and tokens made at at,
 // for a request another limit refused.
 func (r *Rate) release(at time.Time, tokens int) {
+	if s := r.shared.share.Load(); s != nil {
+		if r.RPM > 0 {
+			r.shared.req.settle(s.b, minuteCounter(&r.shared.reqC, s.id, "req", at.UnixNano(), int64(r.RPM)).Bucket, -1)
+		}
+		if r.TPM > 0 {
+			r.settleShared(s, at, tokens, 0)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := at.UnixNano() - at.UnixNano()%int64(time.Minute)
@@ -153,6 +170,7 @@ type Budget struct {
 	start    time.Time
 	spent    float64
 	reserved float64
+	shared   budgetShare // spent together with other replicas, if Share was called
 }
 
 // NewBudget returns a budget of amount USD per period.
@@ -180,6 +198,11 @@ func (b *Budget) Reserve(now time.Time, estimate float64) bool {
 	if b == nil {
 		return true
 	}
+	if s := b.shared.share.Load(); s != nil && s.b.Up() {
+		if ok, done := b.reserveShared(s, now, estimate); done {
+			return ok
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.roll(now)
@@ -194,6 +217,9 @@ func (b *Budget) Reserve(now time.Time, estimate float64) bool {
 func (b *Budget) Settle(now time.Time, estimate, cost float64) {
 	if b == nil {
 		return
+	}
+	if s := b.shared.share.Load(); s != nil {
+		b.settleShared(s, now, estimate, cost)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

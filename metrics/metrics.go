@@ -30,6 +30,8 @@ type Metrics struct {
 	upstream *prometheus.HistogramVec
 	overhead *prometheus.HistogramVec
 	ttft     *prometheus.HistogramVec
+
+	stateChanges *prometheus.CounterVec
 }
 
 // Buckets from 1 ms to ~2 min: gateway overhead lives at the low end,
@@ -54,6 +56,9 @@ func New(p *pool.Pool, clock clockwork.Clock) *Metrics {
 	m.upstream = hist("keygate_upstream_duration_seconds", "Upstream attempts, from sending to the answer's headers.")
 	m.overhead = hist("keygate_gateway_overhead_seconds", "Time to first byte less the time spent waiting on providers.")
 	m.ttft = hist("keygate_time_to_first_token_seconds", "Time to the first byte (first event of a stream).")
+	m.stateChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keygate_key_state_changes_total",
+		Help: "Changes of key state made by this replica, by kind (cooled, disabled, healed, reset, operator_disabled, operator_enabled)."}, []string{"change"})
+	m.reg.MustRegister(m.stateChanges)
 	m.reg.MustRegister(m.requests, m.attempts, m.tokens, m.cost, m.total, m.upstream, m.overhead, m.ttft,
 		&keyStates{pool: p, clock: clock,
 			desc:    prometheus.NewDesc("keygate_keys", "Keys by status.", []string{"status"}, nil),

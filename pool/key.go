@@ -26,6 +26,8 @@ type Key struct {
 
 	ID     string // keyed hash of the secret (or of the key source); safe to log and store
 	Weight int
+	hub    *hub         // the pool's watchers of state changes
+	opAt   atomic.Int64 // unix nanoseconds of the operator's last switch
 
 	secret      atomic.Pointer[string]
 	masked      atomic.Pointer[string]
@@ -46,8 +48,8 @@ type Key struct {
 	modelsCache atomic.Pointer[[]string]
 }
 
-func newKey(id, secret string, weight int) *Key {
-	k := &Key{ID: id, Weight: weight}
+func newKey(h *hub, id, secret string, weight int) *Key {
+	k := &Key{ID: id, Weight: weight, hub: h}
 	k.setSecret(secret)
 	return k
 }
@@ -66,6 +68,10 @@ func (k *Key) Masked() string { return *k.masked.Load() }
 
 // Source is the key service a fetched key comes from, or nil for a static key.
 func (k *Key) Source() *keygate.KeySource { return k.source }
+
+// Bearer reports whether the key goes upstream as "Authorization: Bearer"
+// whatever the provider (an OAuth 2.0 or Google access token).
+func (k *Key) Bearer() bool { return k.source != nil && k.source.Bearer() }
 
 // SetLease installs a freshly fetched secret valid until expiresAt. A new
 // secret is a new credential: the failures of the one before (its quota,
@@ -123,17 +129,26 @@ func (k *Key) OperatorDisabled() bool { return k.opDisabled.Load() }
 func (k *Key) SetDisabled(v bool) {
 	if k.opDisabled.Swap(v) != v {
 		k.statsDirty.Store(true)
+		k.opAt.Store(k.hub.now().UnixNano())
+		kind := ChangeOperatorEnabled
+		if v {
+			kind = ChangeOperatorDisabled
+		}
+		k.hub.emit(k, nil, kind)
 	}
 }
 
 // Reset clears every failure of the key, for every model, including a
 // disable caused by failures (not an operator's).
 func (k *Key) Reset() {
-	k.st.reset()
-	k.slotsMu.Lock()
-	defer k.slotsMu.Unlock()
-	for _, s := range k.slots {
-		s.st.reset()
+	now := k.hub.now()
+	if k.st.reset(now) {
+		k.hub.emit(k, nil, ChangeReset)
+	}
+	for _, s := range k.Slots() {
+		if s.st.reset(now) {
+			k.hub.emit(k, s, ChangeReset)
+		}
 	}
 }
 
@@ -152,9 +167,11 @@ func (k *Key) AddUsage(prompt, completion int, cost float64) {
 // the model (a rate limit, a server error), not about the key itself.
 // A Slot must not be copied.
 type Slot struct {
-	Key   *Key
-	Model string
-	st    state
+	Key       *Key
+	Model     string
+	st        state
+	netStreak atomic.Int32 // network failures in a row
+	netSince  atomic.Int64 // when that streak began, unix nanoseconds
 }
 
 // admit reports whether an attempt may use the slot at now. A recovering

@@ -19,6 +19,10 @@ type Deployment struct {
 	Fetched  *Slot
 	Slots    []*Slot
 	selector *selector
+	// lastSuccess is the latest success of any key here (unix
+	// nanoseconds): a key failing at the network level while its peers
+	// succeed is the one to blame.
+	lastSuccess atomic.Int64
 }
 
 // Group is every deployment that answers to one model_id.
@@ -102,6 +106,7 @@ type Pool struct {
 	mu     sync.Mutex // serialises Load; never taken on the request path
 	keys   map[string]*Key
 	slots  map[slotID]*Slot
+	hub    hub
 }
 
 type slotID struct{ key, model string }
@@ -178,22 +183,23 @@ func (p *Pool) keyFor(secret string, weight int) *Key {
 	id := p.hasher.ID(secret)
 	k := p.keys[id]
 	if k == nil {
-		k = newKey(id, secret, weight)
+		k = newKey(&p.hub, id, secret, weight)
 		p.keys[id] = k
 	}
 	k.Weight = weight
 	return k
 }
 
-// fetchedKeyFor returns the one *Key fed by a key service (the same URL
-// and scene code is one source). Its id comes from the source, since its
+// fetchedKeyFor returns the one *Key fed by a key source (the same
+// Identity is one source: a key service's URL and scene code, a command's
+// argv, an OAuth 2.0 client, a service account). Its id comes from the source, since its
 // secret changes with every fetch; until the first fetch it is unusable.
 // Called with p.mu held.
 func (p *Pool) fetchedKeyFor(src *keygate.KeySource) *Key {
-	id := p.hasher.ID("key_source\x00" + src.URL + "\x00" + src.SceneCode)
+	id := p.hasher.ID(src.Identity())
 	k := p.keys[id]
 	if k == nil {
-		k = newKey(id, "", 0)
+		k = newKey(&p.hub, id, "", 0)
 		k.source = src
 		k.Expire()
 		p.keys[id] = k

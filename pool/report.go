@@ -3,6 +3,7 @@ package pool
 import (
 	"time"
 
+	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/health"
 )
 
@@ -14,8 +15,12 @@ func (p *Pool) Succeeded(a *Attempt, now time.Time, latency time.Duration) {
 	k.latencyMS.Add(latency.Milliseconds())
 	k.touch(now)
 	k.statsDirty.Store(true)
-	k.st.heal()
-	a.Slot.st.heal()
+	if k.st.heal(now) {
+		p.emit(k, nil, ChangeHealed)
+	}
+	if a.Slot.st.heal(now) {
+		p.emit(k, a.Slot, ChangeHealed)
+	}
 }
 
 // Failed records a failed attempt. The verdict's scope decides what cools
@@ -27,6 +32,7 @@ func (p *Pool) Failed(a *Attempt, now time.Time, v health.Verdict) {
 	k := a.Slot.Key
 	k.touch(now)
 	var st *state
+	var slot *Slot // nil: the key-wide state
 	probe := false
 	switch v.Scope {
 	case health.ScopeKey:
@@ -35,7 +41,7 @@ func (p *Pool) Failed(a *Attempt, now time.Time, v health.Verdict) {
 			a.Slot.st.releaseProbe()
 		}
 	case health.ScopeKeyModel:
-		st, probe = &a.Slot.st, a.probeSlot
+		st, probe, slot = &a.Slot.st, a.probeSlot, a.Slot
 		if a.probeKey {
 			k.st.releaseProbe()
 		}
@@ -46,7 +52,23 @@ func (p *Pool) Failed(a *Attempt, now time.Time, v health.Verdict) {
 	k.failures.Add(1)
 	k.statsDirty.Store(true)
 	rule, _ := p.policy.Load().ForClass(string(v.Class))
-	st.fail(now, string(v.Class), rule, v.RetryAfter, v.Reason, probe)
+	if kind := st.fail(now, string(v.Class), rule, v.RetryAfter, v.Reason, probe); kind != "" {
+		p.emit(k, slot, kind)
+	}
+}
+
+// failWith charges a key-and-model failure under an explicit rule.
+func (p *Pool) failWith(a *Attempt, now time.Time, v health.Verdict, rule keygate.ClassPolicy) {
+	k := a.Slot.Key
+	k.touch(now)
+	if a.probeKey {
+		k.st.releaseProbe()
+	}
+	k.failures.Add(1)
+	k.statsDirty.Store(true)
+	if kind := a.Slot.st.fail(now, string(v.Class), rule, v.RetryAfter, v.Reason, a.probeSlot); kind != "" {
+		p.emit(k, a.Slot, kind)
+	}
 }
 
 // Release gives back any probe the attempt held without a verdict.
@@ -65,8 +87,12 @@ func (p *Pool) Release(a *Attempt) {
 // including a disable, and heals the checked model.
 func (p *Pool) Checked(s *Slot, now time.Time, v *health.Verdict) {
 	if v == nil {
-		s.Key.st.reset()
-		s.st.heal()
+		if s.Key.st.reset(now) {
+			p.emit(s.Key, nil, ChangeHealed)
+		}
+		if s.st.heal(now) {
+			p.emit(s.Key, s, ChangeHealed)
+		}
 		return
 	}
 	a := Attempt{Slot: s, probeKey: true, probeSlot: true}

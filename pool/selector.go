@@ -71,6 +71,15 @@ func (s *selector) pick(slots []*Slot, tried []*Key, now int64, a *Attempt) *Slo
 		}
 		return nil
 	}
+	if len(tried) > 0 {
+		// After a failure, a key that has served before is a better bet
+		// than one never tried: a fresh pool may hold several bad keys.
+		for _, sl := range slots {
+			if sl.Key.successes.Load() > 0 && usable(sl, tried, now, a) {
+				return sl
+			}
+		}
+	}
 	var start int
 	switch s.mode {
 	case keygate.ModeSingle:

@@ -30,6 +30,7 @@ type state struct {
 	cooling      atomic.Bool  // failed and not yet healed: after blockedUntil, probe once
 	probeUntil   atomic.Int64 // a probe holds the state until then
 	dirty        atomic.Bool  // changed since the store last saw it
+	changedAt    atomic.Int64 // unix nanoseconds of the last transition, to order replicas' changes
 
 	mu           sync.Mutex
 	class        string // class of the last failure, "" when healthy
@@ -63,29 +64,33 @@ func (s *state) admit(now int64) (ok, probe bool) {
 // releaseProbe gives a probe lease back without a verdict (the caller hung up).
 func (s *state) releaseProbe() { s.probeUntil.Store(0) }
 
-// heal returns the state to healthy after a success.
-func (s *state) heal() {
+// heal returns the state to healthy after a success, and reports whether
+// that changed anything.
+func (s *state) heal(now time.Time) bool {
 	if !s.cooling.Load() && s.blockedUntil.Load() == 0 {
-		return
+		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.disabled {
-		return // only a reset or a passing check re-enables a disabled key
+	if s.disabled || (!s.cooling.Load() && s.blockedUntil.Load() == 0) {
+		return false // only a reset or a passing check re-enables a disabled key
 	}
+	s.changedAt.Store(now.UnixNano())
 	s.class, s.streak, s.retries = "", 0, 0
 	s.firstErrorAt = time.Time{}
 	s.cooling.Store(false)
 	s.blockedUntil.Store(0)
 	s.probeUntil.Store(0)
 	s.dirty.Store(true)
+	return true
 }
 
 // fail records a failure of class at now. Only the first failure and a
 // failed probe step the backoff: requests that were already in flight when
 // the key started cooling fail too, and must not multiply the cooldown or
-// disable a key after one burst.
-func (s *state) fail(now time.Time, class string, rule keygate.ClassPolicy, retryAfter time.Duration, reason string, probe bool) {
+// disable a key after one burst. It reports the transition it made:
+// ChangeCooled, ChangeDisabled, or "" when the backoff did not step.
+func (s *state) fail(now time.Time, class string, rule keygate.ClassPolicy, retryAfter time.Duration, reason string, probe bool) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastErrorAt, s.lastError = now, reason
@@ -94,8 +99,9 @@ func (s *state) fail(now time.Time, class string, rule keygate.ClassPolicy, retr
 	}
 	s.dirty.Store(true)
 	if s.disabled || (s.cooling.Load() && !probe) {
-		return
+		return ""
 	}
+	s.changedAt.Store(now.UnixNano())
 	if probe {
 		s.retries++
 	}
@@ -109,7 +115,7 @@ func (s *state) fail(now time.Time, class string, rule keygate.ClassPolicy, retr
 	if rule.DisableAfter > 0 && s.streak >= rule.DisableAfter {
 		s.disabled = true
 		s.blockedUntil.Store(forever)
-		return
+		return ChangeDisabled
 	}
 	d := rule.Backoff(s.streak)
 	if retryAfter > 0 && (class == "rate_limit_exceeded" || retryAfter > d) {
@@ -118,18 +124,25 @@ func (s *state) fail(now time.Time, class string, rule keygate.ClassPolicy, retr
 		d = retryAfter
 	}
 	s.blockedUntil.Store(now.Add(d).UnixNano())
+	return ChangeCooled
 }
 
-// reset clears every failure, including a disable.
-func (s *state) reset() {
+// reset clears every failure, including a disable, and reports whether
+// there was any.
+func (s *state) reset(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	was := s.class != "" || s.disabled || s.cooling.Load() || s.blockedUntil.Load() != 0
+	if was {
+		s.changedAt.Store(now.UnixNano())
+	}
 	s.class, s.streak, s.retries, s.disabled = "", 0, 0, false
 	s.firstErrorAt, s.lastErrorAt, s.lastError = time.Time{}, time.Time{}, ""
 	s.cooling.Store(false)
 	s.blockedUntil.Store(0)
 	s.probeUntil.Store(0)
 	s.dirty.Store(true)
+	return was
 }
 
 // StateView is a copy of one state for display and persistence.
@@ -156,10 +169,12 @@ func (s *state) view() StateView {
 	return v
 }
 
-// restore loads a persisted state (at start).
-func (s *state) restore(v StateView) {
+// restore loads a persisted state (at start, with at 0) or another
+// replica's (at the time it changed there).
+func (s *state) restore(v StateView, at int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.changedAt.Store(at)
 	s.class, s.streak, s.retries, s.disabled = v.Class, v.Streak, v.Retries, v.Disabled
 	s.firstErrorAt, s.lastErrorAt, s.lastError = v.FirstErrorAt, v.LastErrorAt, v.LastError
 	s.cooling.Store(v.Cooling || v.Disabled)

@@ -51,10 +51,15 @@ type KeyView struct {
 	Source              *SourceView `json:"source,omitempty"`
 }
 
-// SourceView describes a key fetched from a key service.
+// SourceView describes where a fetched key comes from and how that goes
+// (SPEC section 5): the type, its state (starting, ready, failing, down),
+// the last refresh, the expiry and the last error. It holds no secret.
 type SourceView struct {
-	URL       string    `json:"url"`
-	SceneCode string    `json:"scene_code"`
+	Type      string    `json:"type"`
+	Target    string    `json:"target"`
+	State     string    `json:"state"`
+	URL       string    `json:"url,omitempty"`
+	SceneCode string    `json:"scene_code,omitempty"`
 	FetchedAt time.Time `json:"fetched_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Fetches   int       `json:"fetches"`
@@ -147,17 +152,7 @@ func truncate(s string, n int) string {
 // States returns the persisted form of every key and slot whose state or
 // totals changed since the last call, and clears their dirty marks.
 func (p *Pool) States(now time.Time, all bool) []keygate.KeyState {
-	p.mu.Lock()
-	keys := make([]*Key, 0, len(p.keys))
-	for _, k := range p.keys {
-		keys = append(keys, k)
-	}
-	slots := make([]*Slot, 0, len(p.slots))
-	for _, s := range p.slots {
-		slots = append(slots, s)
-	}
-	p.mu.Unlock()
-
+	keys, slots := p.everything()
 	var out []keygate.KeyState
 	for _, k := range keys {
 		d1, d2 := k.st.dirty.Swap(false), k.statsDirty.Swap(false)
@@ -207,11 +202,11 @@ func (p *Pool) Restore(states []keygate.KeyState) {
 			LastErrorAt: ks.LastErrorAt, LastError: ks.LastError}
 		if ks.Model != "" {
 			if s := p.slots[slotID{ks.KeyID, ks.Model}]; s != nil {
-				s.st.restore(v)
+				s.st.restore(v, 0)
 			}
 			continue
 		}
-		k.st.restore(v)
+		k.st.restore(v, 0)
 		if ks.OperatorDisabled {
 			k.opDisabled.Store(true)
 		}

@@ -1,7 +1,13 @@
-// Package relay forwards a client's request to a provider over a key from
-// the pool, moves on to another key when one fails, and streams the answer
-// back. It reads the body only as far as it must (gjson for usage, sjson to
-// rename the model) and never decodes and re-encodes it whole.
+// Package relay is keygate's provider-neutral attempt loop. For one caller
+// request it chooses a key from the pool, has the deployment's provider
+// adapter (package provider) build the upstream call, runs it, and decides
+// once what the outcome means: deliver, answer the caller, or try another
+// key. Every attempt ends in exactly one outcome, reported to the pool and
+// published to the subscribers (metrics, logs, and whoever else listens).
+//
+// The loop knows no wire format: adding a provider adds an adapter and
+// changes nothing here. Bodies are read only as far as the adapter must
+// (gjson), never decoded and re-encoded whole.
 package relay
 
 import (
@@ -10,6 +16,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -17,9 +24,8 @@ import (
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/pool"
+	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/respond"
-	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 )
 
 // Recorder takes usage records off the request path (see package usage).
@@ -29,43 +35,50 @@ type Recorder interface {
 
 // Relay forwards calls to providers.
 type Relay struct {
-	Pool     *pool.Pool
+	Pool *pool.Pool
+	// Client's Transport carries the upstream calls. Redirects are never
+	// followed: a redirect would carry the key to another address.
 	Client   *http.Client
 	Recorder Recorder
 	Logger   *slog.Logger
 	Clock    clockwork.Clock
-	// MaxResponseBytes caps a non-streaming answer read into memory.
+	// MaxResponseBytes caps a non-streaming answer read into memory; a
+	// larger one is a 502 for the caller and charged to no key.
 	MaxResponseBytes int64
 	// FetchWait bounds how long a request waits for a key service when no
 	// key of its model is valid at all (default 30 s).
 	FetchWait time.Duration
+	// BodyTimeout bounds reading a non-streamed answer once its headers
+	// arrived (default 2 min); past it the attempt fails over.
+	BodyTimeout time.Duration
+	// StreamIdle ends a stream whose provider sent nothing for this long
+	// (default 2 min): before its first event it fails over, after it the
+	// stream ends and the record says 504.
+	StreamIdle time.Duration
 	// Metrics, if set, observes every attempt and request.
 	Metrics *metrics.Metrics
-}
+	// Subscribers get every attempt's outcome, on the request path: they
+	// must not block (wrap a slow one in a Queue).
+	Subscribers []Subscriber
 
-// Endpoints, appended to a deployment's base URL.
-const (
-	EndpointChat       = "chat/completions"
-	EndpointEmbeddings = "embeddings"
-)
+	subsOnce sync.Once
+	subs     []Subscriber
+	confirms confirmations
+}
 
 // Call is one client request, already authenticated and parsed.
 type Call struct {
-	Endpoint  string // "chat/completions" or "embeddings", appended to the base URL
-	Group     *pool.Group
-	Body      []byte
-	Stream    bool
-	RequestID string
-	User      string
-	Token     string // the token's name
-	Start     time.Time
+	provider.Request
+	Group *pool.Group
+	User  string
+	Token string // the token's name
+	Start time.Time
 	// Admit, if set, is asked before the request moves to a fallback
 	// model; false skips that model (its own limits refused).
 	Admit func(g *pool.Group) bool
 
-	hideUsage bool          // usage was asked for on the caller's behalf: strip that chunk
-	replaced  bool          // a fetched key was replaced for this request already
 	waited    time.Duration // spent waiting on providers' answers, for the overhead metric
+	refetched bool          // a rejected fetched key was replaced once already
 }
 
 // NewTransport returns the transport for upstream calls: many idle
@@ -79,11 +92,17 @@ func NewTransport(responseHeaderTimeout time.Duration) *http.Transport {
 	return t
 }
 
+func (r *Relay) transport() http.RoundTripper {
+	if r.Client != nil && r.Client.Transport != nil {
+		return r.Client.Transport
+	}
+	return http.DefaultTransport
+}
+
 // Serve relays c and writes the answer to w. Each attempt goes to a key the
-// request has not tried yet; a failure the verdict says another key may not
-// repeat moves on, up to max_retries further keys (network errors have a
-// budget of their own), then to the model's fallbacks. Every outcome is
-// reported to the pool and recorded.
+// request has not tried yet; a failure another key may not repeat moves on,
+// up to max_retries further keys (network errors have a budget of their
+// own), then to the model's fallbacks.
 //
 // It returns the record it wrote, so the caller can settle limits and
 // budgets with the real usage.
@@ -100,13 +119,6 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 		r.Recorder.Record(rec)
 		r.Metrics.Request(&rec, c.waited)
 	}()
-	if c.Stream && c.Endpoint == EndpointChat && !gjson.GetBytes(c.Body, "stream_options.include_usage").Bool() {
-		// Ask the provider for usage so the stream is billed; the extra
-		// chunk is kept from this caller, who did not ask for it.
-		if b, err := sjson.SetBytes(c.Body, "stream_options.include_usage", true); err == nil {
-			c.Body, c.hideUsage = b, true
-		}
-	}
 
 	var triedBuf [8]*pool.Key
 	tried := triedBuf[:0]
@@ -132,21 +144,29 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 			}
 			k := a.Key()
 			tried = append(tried, k)
-			attempts++
-			rec.Attempts, rec.KeyID, rec.UpstreamModel, rec.Model = attempts, k.ID, a.Deployment.Model.UpstreamName(), g.ID
-
-			f, done := r.attempt(ctx, w, req, c, &a, &attempts, &rec)
-			if done {
+			var res result
+			for {
+				attempts++
+				rec.Attempts, rec.KeyID, rec.UpstreamModel, rec.Model = attempts, k.ID, a.Deployment.Model.UpstreamName(), g.ID
+				at := attempt{relay: r, call: c, a: &a, n: attempts, group: g.ID}
+				res = at.run(ctx, w, &rec)
+				at.report(res.outcome) // no-op if the attempt reported already (a committed stream)
+				if !res.again {
+					break
+				}
+			}
+			if res.delivered {
 				return rec
 			}
+			f := res.fail
 			last = f
 			switch {
 			case f.verdict.Class == health.ClassCanceled:
 				rec.Status = statusClientClosed
 				return rec
-			case !f.verdict.Failover:
+			case f.stop || !f.verdict.Failover:
 				rec.Status = f.status
-				f.write(w, attempts)
+				f.write(w)
 				return rec
 			case f.verdict.Class == health.ClassNetwork:
 				netFails++
@@ -157,7 +177,7 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 	}
 	if last != nil {
 		rec.Status = last.status
-		last.write(w, attempts)
+		last.write(w)
 		return rec
 	}
 	rec.Status = http.StatusServiceUnavailable
@@ -179,60 +199,6 @@ func (r *Relay) groups(g *pool.Group) []*pool.Group {
 	return out
 }
 
-// attempt makes one try with one key. done is true when the answer was
-// delivered to the caller; otherwise the failure says what went wrong.
-// The secret is read once: a request keeps the key it started with even if
-// a key service replaces it meanwhile.
-func (r *Relay) attempt(ctx context.Context, w http.ResponseWriter, req *http.Request, c *Call, a *pool.Attempt, n *int, rec *keygate.UsageRecord) (*failure, bool) {
-	k := a.Key()
-	secret := k.Secret()
-	started := r.Clock.Now()
-	resp, err := r.send(ctx, req, c, a.Deployment, k, secret)
-	took := r.Clock.Since(started)
-	c.waited += took
-	if err != nil {
-		v := health.ClassifyErr(err, ctx.Err() != nil)
-		r.Metrics.Attempt(c.Group.ID, string(v.Class), took)
-		v.Reason = keygate.MaskIn(v.Reason, secret)
-		r.Pool.Failed(a, r.Clock.Now(), v)
-		if v.Class != health.ClassCanceled {
-			r.Logger.Warn("upstream call failed", "request_id", c.RequestID, "model", c.Group.ID,
-				"key_id", k.ID, "attempt", *n, "class", v.Class, "err", keygate.MaskIn(err.Error(), secret))
-		}
-		return &failure{status: http.StatusBadGateway, key: k, verdict: v,
-			err: keygate.Errorf(keygate.EUpstream, "provider unreachable: %s", keygate.MaskIn(err.Error(), secret))}, false
-	}
-	if resp.StatusCode < 400 {
-		if r.deliver(w, resp, c, a, *n, started, rec) {
-			r.Metrics.Attempt(c.Group.ID, "", took)
-			return nil, true
-		}
-		// The provider said 200 but sent something unusable, before
-		// anything reached the caller: a provider fault like a 500.
-		v := health.Verdict{Class: health.ClassInternal, Scope: health.ScopeKeyModel, Failover: true, Reason: "malformed response"}
-		r.Metrics.Attempt(c.Group.ID, string(v.Class), took)
-		r.Pool.Failed(a, r.Clock.Now(), v)
-		return &failure{status: http.StatusBadGateway, key: k, verdict: v,
-			err: keygate.Errorf(keygate.EUpstream, "provider returned a malformed response")}, false
-	}
-	f := readFailure(resp, k, secret)
-	f.verdict = health.Classify(resp.StatusCode, resp.Header, f.body, r.Clock.Now())
-	f.verdict.Reason = keygate.MaskIn(f.verdict.Reason, secret)
-	r.Metrics.Attempt(c.Group.ID, string(f.verdict.Class), took)
-	r.Logger.Warn("upstream error", "request_id", c.RequestID, "model", c.Group.ID, "key_id", k.ID,
-		"attempt", *n, "status", resp.StatusCode, "class", f.verdict.Class)
-	if k.Refresher() != nil && f.verdict.Scope == health.ScopeKey {
-		if r.replaceFetched(ctx, c, a, secret) {
-			*n++
-			rec.Attempts = *n
-			return r.attempt(ctx, w, req, c, a, n, rec)
-		}
-		return f, false
-	}
-	r.Pool.Failed(a, r.Clock.Now(), f.verdict)
-	return f, false
-}
-
 // waitForFetchedKey waits, when no key of the group is usable, for a key
 // service of the group to install a valid key. It is the only time a
 // request waits for a fetch: with a valid key or a backup it never does.
@@ -242,7 +208,7 @@ func (r *Relay) waitForFetchedKey(ctx context.Context, g *pool.Group) bool {
 			continue
 		}
 		if ref := d.Fetched.Key.Refresher(); ref != nil {
-			wctx, cancel := context.WithTimeout(ctx, r.fetchWait())
+			wctx, cancel := context.WithTimeout(ctx, durationOr(r.FetchWait, 30*time.Second))
 			err := ref.Wait(wctx)
 			cancel()
 			if err == nil {
@@ -253,11 +219,11 @@ func (r *Relay) waitForFetchedKey(ctx context.Context, g *pool.Group) bool {
 	return false
 }
 
-func (r *Relay) fetchWait() time.Duration {
-	if r.FetchWait > 0 {
-		return r.FetchWait
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
 	}
-	return 30 * time.Second
+	return def
 }
 
 // noAvailableKey answers 503 with Retry-After set to the soonest moment a

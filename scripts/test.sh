@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/pg-test.sh
-trap pg_test_stop EXIT
+source scripts/redis-test.sh
+trap 'pg_test_stop; redis_test_stop' EXIT
 
 go vet ./...
 go test -race -count=1 -timeout 10m ./...

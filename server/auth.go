@@ -61,7 +61,8 @@ type Auth struct {
 	users  atomic.Pointer[map[int64]string] // id → username of the users that exist
 	// open is decided once, at start (DecideOpen), and only ever cleared:
 	// revoking the last token at runtime locks the door, never opens it.
-	open atomic.Bool
+	open   atomic.Bool
+	shared limit.Backend // tokens' limits and budgets shared with other replicas; nil: alone
 }
 
 // LoginChecker tells whether a login token (a JWT from POST
@@ -155,6 +156,7 @@ func (a *Auth) SetTokens(specs []keygate.TokenSpec) {
 		case t.budget == nil || t.budget.Amount != s.Budget.Amount || t.budget.Period != s.Budget.Period:
 			t.budget = limit.NewBudget(s.Budget.Amount, s.Budget.Period)
 		}
+		a.share(t)
 		next[sum] = t
 	}
 	a.tokens.Store(&next)

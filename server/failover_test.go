@@ -250,6 +250,9 @@ func TestStressThroughGateway(t *testing.T) {
 	}
 	byRequest := map[string]map[string]bool{}
 	for _, r := range f.provider.Requests() {
+		if r.Method != http.MethodPost {
+			continue // keygate's own key checks, which confirm a refused key before it is disabled
+		}
 		id := r.Header.Get("X-Request-Id")
 		if id == "" {
 			t.Fatal("the gateway must forward its request id upstream")

@@ -13,6 +13,7 @@ import (
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pool"
+	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/respond"
 	"github.com/tidwall/gjson"
@@ -21,7 +22,7 @@ import (
 // handleRelay authenticates the caller, reads the body within the size
 // limit, reads only the fields it needs (model, stream, and that required
 // is present) and relays the call.
-func handleRelay(d Deps, endpoint, required string) http.Handler {
+func handleRelay(d Deps, dialect provider.Dialect, path, required string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := d.Clock.Now()
 		caller, err := d.Auth.Client(r)
@@ -60,15 +61,18 @@ func handleRelay(d Deps, endpoint, required string) http.Handler {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotAllowed, "this token may not use model `%s`", model.Str))
 			return
 		}
-		est := estimate(body, endpoint, g)
+		est := estimate(body, dialect, g)
 		res, refused := limit.Reserve(start, est.tokens, est.cost, caller.limits(d.modelRates.limit(g))...)
 		if refused != nil {
 			limitRefused(w, d, refused)
 			return
 		}
 		rec := d.Relay.Serve(w, r, &relay.Call{
-			Endpoint: endpoint, Group: g, Body: body, Stream: stream.Type == gjson.True,
-			RequestID: w.Header().Get(requestIDHeader), User: caller.User, Token: caller.Name, Start: start,
+			Request: provider.Request{
+				Dialect: dialect, Path: path, Body: body, Model: model.Str, Stream: stream.Type == gjson.True,
+				RequestID: w.Header().Get(requestIDHeader), Header: provider.ForwardHeaders(r.Header),
+			},
+			Group: g, User: caller.User, Token: caller.Name, Start: start,
 			// A fallback model is tried only within its own limits.
 			Admit: func(fb *pool.Group) bool { return res.Add(d.modelRates.limit(fb)) == nil },
 		})
@@ -99,10 +103,10 @@ type cost struct {
 	cost   float64
 }
 
-func estimate(body []byte, endpoint string, g *pool.Group) cost {
+func estimate(body []byte, dialect provider.Dialect, g *pool.Group) cost {
 	prompt := len(body)/3 + 1
 	reply := 0
-	if endpoint == relay.EndpointChat {
+	if dialect == provider.DialectChat {
 		reply = int(gjson.GetBytes(body, "max_tokens").Int())
 		if reply == 0 {
 			reply = int(gjson.GetBytes(body, "max_completion_tokens").Int())
@@ -111,11 +115,11 @@ func estimate(body []byte, endpoint string, g *pool.Group) cost {
 	var in, out float64
 	for _, d := range g.Deployments {
 		in, out = max(in, d.Model.InputPrice), max(out, d.Model.OutputPrice)
-		if reply == 0 && endpoint == relay.EndpointChat && d.Model.MaxTokens > 0 {
+		if reply == 0 && dialect == provider.DialectChat && d.Model.MaxTokens > 0 {
 			reply = d.Model.MaxTokens
 		}
 	}
-	if reply <= 0 && endpoint == relay.EndpointChat {
+	if reply <= 0 && dialect == provider.DialectChat {
 		reply = 1024 // also for a negative max_tokens: a reservation is never negative
 	}
 	return cost{tokens: prompt + reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
@@ -222,6 +226,11 @@ func handleReadyz(d Deps) http.Handler {
 		}
 		if !d.Pool.Usable(d.Clock.Now().UnixNano()) {
 			problems = append(problems, "no usable key")
+		}
+		for _, check := range d.Ready {
+			if p := check(); p != "" {
+				problems = append(problems, p)
+			}
 		}
 		if len(problems) > 0 {
 			respond.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": problems})

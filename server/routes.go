@@ -4,14 +4,15 @@ import (
 	"net/http"
 
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/provider"
 )
 
 // addRoutes is the whole API surface of keygate.
 func addRoutes(mux *http.ServeMux, d Deps) {
-	chat := handleRelay(d, "chat/completions", "messages")
+	chat := handleRelay(d, provider.DialectChat, "chat/completions", "messages")
 	mux.Handle("POST /v1/chat/completions", chat)
 	mux.Handle("POST /api/v1/llm/chat", chat)
-	mux.Handle("POST /v1/embeddings", handleRelay(d, "embeddings", "input"))
+	mux.Handle("POST /v1/embeddings", handleRelay(d, provider.DialectEmbeddings, "embeddings", "input"))
 
 	models := handleModels(d)
 	mux.Handle("GET /v1/models", models)
@@ -32,6 +33,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /api/v1/keys/reset", requireAdmin(d, admin.HandleResetKeys(ad)))
 	mux.Handle("POST /api/v1/keys/check", requireAdmin(d, admin.HandleCheckKeys(ad, d.Checker)))
 	mux.Handle("POST /api/v1/keys/lookup", requireAdmin(d, admin.HandleLookupKey(ad)))
+	mux.Handle("GET /api/v1/key-sources", requireAdmin(d, admin.HandleListKeySources(d.Pool, d.Clock)))
 
 	td := admin.TokenDeps{Deps: ad, Tokens: d.Tokens, Hash: HashToken,
 		Reload: func(r *http.Request) error { return d.ReloadTokens(r.Context()) },

@@ -38,6 +38,11 @@ type Deps struct {
 	Metrics      http.Handler // GET /metrics, behind the admin credential; nil: no route
 	// ReloadTokens puts the stored tokens in force (after a change).
 	ReloadTokens func(ctx context.Context) error
+	// SharedLimits, if set, shares models' RPM/TPM with other replicas
+	// (tokens' limits are shared through Auth.UseShared).
+	SharedLimits limit.Backend
+	// Ready lists further readiness checks: each says what is wrong, or "".
+	Ready []func() string
 	// Admin is what the operator routes use beyond the pool: the stores,
 	// logins and the reload of models. Its Logger, Clock and Pool are taken
 	// from these Deps. Without a store only the key health routes exist.
@@ -48,7 +53,10 @@ type Deps struct {
 
 // modelRates holds each model's own RPM/TPM limiter (SPEC "per-model
 // rpm/tpm cap the gateway's own traffic to that model").
-type modelRates struct{ m sync.Map }
+type modelRates struct {
+	m      sync.Map
+	shared limit.Backend
+}
 
 // get returns the limiter of g, renewed when its configured caps change.
 func (m *modelRates) get(g *pool.Group) *limit.Rate {
@@ -65,6 +73,7 @@ func (m *modelRates) get(g *pool.Group) *limit.Rate {
 		}
 	}
 	r := limit.NewRate(rpm, tpm)
+	r.Share(m.shared, "model:"+g.ID)
 	m.m.Store(g.ID, r)
 	return r
 }
@@ -76,7 +85,7 @@ func (m *modelRates) limit(g *pool.Group) limit.Limit {
 
 // New returns the gateway's handler.
 func New(d Deps) http.Handler {
-	d.modelRates = &modelRates{}
+	d.modelRates = &modelRates{shared: d.SharedLimits}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
 	return withRequestID(mux)

@@ -163,8 +163,8 @@ func TestChatNonStreaming(t *testing.T) {
 	if resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("X-Keygate-Attempts") != "1" {
 		t.Fatalf("missing keygate headers: %v", resp.Header)
 	}
-	if k := resp.Header.Get("X-Keygate-Key"); k != keygate.Mask(healthyKey1) && k != keygate.Mask(healthyKey2) {
-		t.Fatalf("X-Keygate-Key %q is not a masked pool key", k)
+	if k := resp.Header.Get("X-Keygate-Key"); k != f.pool.KeyID(healthyKey1) && k != f.pool.KeyID(healthyKey2) {
+		t.Fatalf("X-Keygate-Key %q is not the id of a pool key", k)
 	}
 	got := f.provider.Requests()
 	if len(got) != 1 || got[0].Authorization == "Bearer "+appToken || (got[0].Key != healthyKey1 && got[0].Key != healthyKey2) {
@@ -265,7 +265,7 @@ func TestFailoverSkipsBadKeys(t *testing.T) {
 		},
 	})
 	resp := f.post(t, "/v1/chat/completions", appToken, chatBody)
-	if resp.StatusCode != 200 || resp.Header.Get("X-Keygate-Attempts") != "3" || resp.Header.Get("X-Keygate-Key") != keygate.Mask(healthyKey1) {
+	if resp.StatusCode != 200 || resp.Header.Get("X-Keygate-Attempts") != "3" || resp.Header.Get("X-Keygate-Key") != f.pool.KeyID(healthyKey1) {
 		t.Fatalf("want success on the third key, got %d attempts=%s key=%s", resp.StatusCode, resp.Header.Get("X-Keygate-Attempts"), resp.Header.Get("X-Keygate-Key"))
 	}
 }

@@ -15,7 +15,9 @@ const keyStateColumns = `key_id, model, class, streak, retries, disabled, coolin
 	first_error_ms, last_error_ms, last_error, operator_disabled, requests, successes, failures,
 	latency_ms, last_used_ms, prompt_tokens, completion_tokens, cost, updated_ms`
 
-// SaveKeyStates upserts a batch of key states in one transaction.
+// SaveKeyStates upserts a batch of key states in one transaction. The
+// totals are not written here: several replicas share a key, so its totals
+// are sums of additions (AddKeyTotals), never overwritten.
 func (db *DB) SaveKeyStates(ctx context.Context, states []keygate.KeyState) error {
 	if len(states) == 0 {
 		return nil
@@ -32,10 +34,7 @@ func (db *DB) SaveKeyStates(ctx context.Context, states []keygate.KeyState) erro
 		disabled = excluded.disabled, cooling = excluded.cooling, blocked_until_ms = excluded.blocked_until_ms,
 		first_error_ms = excluded.first_error_ms, last_error_ms = excluded.last_error_ms,
 		last_error = excluded.last_error, operator_disabled = excluded.operator_disabled,
-		requests = excluded.requests, successes = excluded.successes, failures = excluded.failures,
-		latency_ms = excluded.latency_ms, last_used_ms = excluded.last_used_ms,
-		prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
-		cost = excluded.cost, updated_ms = excluded.updated_ms`))
+		updated_ms = excluded.updated_ms`))
 	if err != nil {
 		return fmt.Errorf("save key states: prepare: %w", err)
 	}
@@ -43,8 +42,7 @@ func (db *DB) SaveKeyStates(ctx context.Context, states []keygate.KeyState) erro
 	for _, s := range states {
 		_, err := stmt.ExecContext(ctx, text(s.KeyID), text(s.Model), text(s.Class), s.Streak, s.Retries,
 			s.Disabled, s.Cooling, ms(s.BlockedUntil), ms(s.FirstErrorAt), ms(s.LastErrorAt), text(s.LastError),
-			s.OperatorDisabled, s.Requests, s.Successes, s.Failures, s.LatencyMS, ms(s.LastUsedAt),
-			s.PromptTokens, s.CompletionTokens, finite(s.Cost), ms(s.UpdatedAt))
+			s.OperatorDisabled, 0, 0, 0, 0, 0, 0, 0, 0.0, ms(s.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("save key state %s: %w", s.KeyID, err)
 		}

@@ -96,6 +96,18 @@ func runStoreSuite(t *testing.T, newURL func(t *testing.T) string) {
 		if err := db.SaveKeyStates(ctx, []keygate.KeyState{wide}); err != nil {
 			t.Fatal(err)
 		}
+		// Totals are additions, one per replica, never overwritten by a state.
+		totals := keygate.KeyTotals{KeyID: "k_1", Requests: 10, Successes: 7, Failures: 3, LatencyMS: 700,
+			LastUsedAt: at, PromptTokens: 100, CompletionTokens: 50, Cost: 0.25}
+		if err := db.AddKeyTotals(ctx, []keygate.KeyTotals{totals}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.AddKeyTotals(ctx, []keygate.KeyTotals{{KeyID: "k_1", Requests: 1, LastUsedAt: at.Add(-time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SaveKeyStates(ctx, []keygate.KeyState{wide}); err != nil {
+			t.Fatal(err)
+		}
 		got, err := db.LoadKeyStates(ctx)
 		if err != nil {
 			t.Fatal(err)

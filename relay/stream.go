@@ -1,0 +1,168 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/health"
+	"github.com/keygate/keygate/pool"
+	"github.com/keygate/keygate/provider"
+	"github.com/keygate/keygate/sse"
+)
+
+// stream relays a streamed answer. Nothing reaches the caller until the
+// first event the caller is to see: before it, an upstream that ends,
+// breaks, stalls or sends an error event is a failure like any other and
+// the loop fails over. The first event commits the stream, and the key's
+// success is reported then. After it, events are relayed as the adapter
+// translates them and flushed whenever the upstream has nothing more
+// buffered; a stall past StreamIdle ends the stream.
+func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, ad provider.Adapter, resp *http.Response, started time.Time, rec *keygate.UsageRecord) result {
+	r, c := a.relay, a.call
+	idle := durationOr(r.StreamIdle, 2*time.Minute)
+	timer := r.Clock.AfterFunc(idle, func() { cancel(errIdle) })
+	defer timer.Stop()
+	rd := sse.NewReader(&idleReader{r: resp.Body, reset: func() { timer.Reset(idle) }})
+	defer rd.Release()
+	st := ad.Stream(&c.Request)
+	buf := getBuffer()
+	defer putBuffer(buf)
+	rc := http.NewResponseController(w)
+
+	scratch := buf.Bytes()[:0] // grown once, reused by every event
+	committed, done := false, false
+	var res result
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			if !committed {
+				return a.streamFailure(ctx, actx, err)
+			}
+			switch {
+			case errors.Is(err, io.EOF):
+				if !done && endsWithDone(a.a.Deployment.Model.Provider) {
+					// Recorded as the truncated stream it was, not a clean 200.
+					rec.Status = http.StatusBadGateway
+					r.Logger.Warn("stream ended without [DONE]", "request_id", c.RequestID, "model", a.group, "key_id", a.a.Key().ID)
+				}
+			case errors.Is(context.Cause(ctx), ErrShutdown):
+				// Shutdown waited shutdown_timeout for this stream: end it with
+				// an error event the caller's SDK raises, not a silent cut.
+				rec.Status = http.StatusServiceUnavailable
+				w.Write(shutdownEvent(c.Dialect))
+			case ctx.Err() != nil:
+				rec.Status = statusClientClosed
+			case errors.Is(context.Cause(actx), errIdle):
+				rec.Status = http.StatusGatewayTimeout
+				r.Logger.Warn("stream stalled: ended", "request_id", c.RequestID, "model", a.group, "key_id", a.a.Key().ID, "idle", idle)
+			default:
+				// Headers are gone already; the caller sees a truncated stream.
+				rec.Status = http.StatusBadGateway
+				r.Logger.Warn("stream interrupted", "request_id", c.RequestID, "model", a.group, "err", netMessage(err, context.Cause(actx)))
+			}
+			break
+		}
+		if bytes.Equal(bytes.TrimSpace(ev.Data), doneData) {
+			done = true
+		}
+		out, f := st.Event(ev, scratch[:0])
+		scratch = out
+		if f != nil {
+			if !committed {
+				return a.judge(ctx, ad, provider.Target{Model: &a.a.Deployment.Model, Secret: a.a.Key().Secret()}, *f)
+			}
+			rec.Status = http.StatusBadGateway
+			r.Logger.Warn("stream ended by an error event", "request_id", c.RequestID, "model", a.group, "class", f.Verdict.Class)
+			break
+		}
+		if len(out) == 0 {
+			continue
+		}
+		if !committed {
+			committed = true
+			h := w.Header()
+			provider.CopyAnswerHeaders(h, resp.Header)
+			a.setHeaders(h)
+			h.Del("Content-Length")
+			w.WriteHeader(resp.StatusCode)
+			rec.Status = resp.StatusCode
+			rec.TTFTMS = r.Clock.Since(c.Start).Milliseconds()
+			res = result{delivered: true, outcome: pool.Outcome{Time: r.Clock.Now(), Latency: r.Clock.Since(started)}}
+			a.report(res.outcome)
+		}
+		if _, werr := w.Write(out); werr != nil {
+			rec.Status = statusClientClosed
+			break
+		}
+		if rd.Buffered() == 0 {
+			if ferr := rc.Flush(); ferr != nil {
+				rec.Status = statusClientClosed
+				break
+			}
+		}
+	}
+	if end := st.End(scratch[:0]); len(end) > 0 && rec.Status < 400 {
+		w.Write(end)
+	}
+	rc.Flush()
+	a.usage(st.Usage(), st.Text(), rec)
+	if !st.Usage().Known && rec.Status >= 400 {
+		rec.UsageSource = keygate.UsagePartial // what was relayed before the stream broke
+	}
+	return res
+}
+
+// ErrShutdown is the cause of the context of requests cut because shutdown
+// waited shutdown_timeout for them (SPEC section 7).
+var ErrShutdown = errors.New("keygate is shutting down")
+
+const shutdownMessage = "keygate is shutting down: the stream was ended after shutdown_timeout"
+
+// shutdownEvent is the error event that ends a stream cut by shutdown, in
+// the caller's dialect.
+func shutdownEvent(d provider.Dialect) []byte {
+	if d == provider.DialectMessages {
+		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"overloaded_error","message":"` + shutdownMessage + `"}}` + "\n\n")
+	}
+	return []byte(`data: {"error":{"message":"` + shutdownMessage + `","type":"server_error","code":"shutting_down"}}` + "\n\n")
+}
+
+var doneData = []byte("[DONE]")
+
+// endsWithDone reports whether a provider's streams end with data: [DONE]
+// (the OpenAI wire format), so one that stops without it was cut.
+func endsWithDone(p string) bool { return p == "" || p == "openai" || p == "azure" }
+
+// streamFailure is a stream that ended before its first event.
+func (a *attempt) streamFailure(ctx, actx context.Context, err error) result {
+	if errors.Is(err, io.EOF) {
+		v := health.Verdict{Class: health.ClassInternal, Scope: health.ScopeKeyModel, Failover: true, Reason: "the stream ended before its first event"}
+		return a.failed(v, &failure{status: http.StatusBadGateway,
+			msg: keygate.Errorf(keygate.EUpstream, "the provider's stream ended before its first event")})
+	}
+	if errors.Is(err, sse.ErrTooLarge) {
+		v := health.Verdict{Class: health.ClassInternal, Scope: health.ScopeKeyModel, Failover: true, Reason: "a stream event over 8 MiB"}
+		return a.failed(v, &failure{status: http.StatusBadGateway, msg: keygate.Errorf(keygate.EUpstream, "the provider sent a stream event over 8 MiB")})
+	}
+	return a.readFailure(ctx, actx, err)
+}
+
+// idleReader tells its owner whenever bytes arrive, to push back the
+// stream's idle deadline.
+type idleReader struct {
+	r     io.Reader
+	reset func()
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if n > 0 {
+		i.reset()
+	}
+	return n, err
+}
