@@ -71,7 +71,13 @@ func HandleLogin(d Deps) http.Handler {
 			return
 		}
 		th := d.Logins.Throttle
+		audit := func(action string, status int) {
+			if d.AuditLogin != nil {
+				d.AuditLogin(r, b.Username, action, status)
+			}
+		}
 		throttled := func(wait time.Duration) {
+			audit("login.throttled", http.StatusTooManyRequests)
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 			d.Logger.Warn("login throttled", "user", b.Username, "remote", r.RemoteAddr)
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "too many failed logins; retry in %s", wait.Round(time.Second)))
@@ -111,6 +117,7 @@ func HandleLogin(d Deps) http.Handler {
 				th.failed(b.Username, r)
 			}
 			d.Logger.Warn("login failed", "user", b.Username, "remote", r.RemoteAddr)
+			audit("login.failed", http.StatusUnauthorized)
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidAPIKey, "invalid username or password"))
 			return
 		}
@@ -123,6 +130,7 @@ func HandleLogin(d Deps) http.Handler {
 			return
 		}
 		d.Logger.Info("login", "user", u.Username, "role", u.Role)
+		audit("login", http.StatusOK)
 		respond.JSON(w, http.StatusOK, map[string]any{"token": token, "expires_at": exp.UTC().Format(time.RFC3339)})
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keycheck"
@@ -50,6 +51,7 @@ type App struct {
 	store    *store.DB
 	pool     *pool.Pool
 	recorder *usage.Recorder
+	audit    *audit.Log
 	states   *stateWriter
 	checker  *keycheck.Checker
 	recovery *keycheck.Recovery
@@ -188,7 +190,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		}
 		a.log.Warn("no token configured: accepting every caller on the loopback address", "listen", cfg.Listen)
 	}
+	a.audit = audit.New(db, a.log)
 	a.handler = server.New(server.Deps{
+		Audit: a.audit, AuditStore: db,
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
 		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.announced("tokens", a.reloadTokens), Checker: a.checker,
 		Metrics: m.Handler(), SharedLimits: a.sharedLimits(), Ready: ready,
@@ -277,6 +281,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Add(3)
 	go func() { defer wg.Done(); a.recorder.Run(recCtx) }()
 	go func() { defer wg.Done(); a.states.run(recCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.audit.Run(recCtx) }()
 	go func() { defer wg.Done(); a.recovery.Run(recCtx) }()
 	if a.cluster != nil {
 		wg.Add(1)

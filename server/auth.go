@@ -269,6 +269,6 @@ func requireAdmin(d Deps, next http.Handler) http.Handler {
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		next.ServeHTTP(w, r)
+		audited(d, r, w, next)
 	})
 }

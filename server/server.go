@@ -47,6 +47,10 @@ type Deps struct {
 	// logins and the reload of models. Its Logger, Clock and Pool are taken
 	// from these Deps. Without a store only the key health routes exist.
 	Admin admin.Deps
+	// Audit, if set, records every admin change, login and failed login;
+	// AuditStore answers GET /api/v1/audit.
+	Audit      Auditor
+	AuditStore keygate.AuditStore
 
 	modelRates *modelRates
 }
