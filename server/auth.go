@@ -58,7 +58,7 @@ type Auth struct {
 	now    func() time.Time
 	logins LoginChecker
 	signer *secret.Signer                   // verifies login tokens on the client API
-	users  atomic.Pointer[map[int64]string] // id → username of the users that exist
+	users  atomic.Pointer[map[int64]*loginUser] // the users that exist, by id
 	// open is decided once, at start (DecideOpen), and only ever cleared:
 	// revoking the last token at runtime locks the door, never opens it.
 	open   atomic.Bool
@@ -80,11 +80,38 @@ func (a *Auth) UseLogins(l LoginChecker) { a.logins = l }
 // and that the user still exists (see SetUsers).
 func (a *Auth) UseClientLogins(s *secret.Signer) { a.signer = s }
 
-// SetUsers replaces the users whose login tokens are honoured.
+// loginUser is a user as the client API sees their login token: their
+// name and limits. The limiters live as long as the user, across reloads.
+type loginUser struct {
+	name   string
+	models []string
+	rate   *limit.Rate
+	budget *limit.Budget
+}
+
+// SetUsers replaces the users whose login tokens are honoured, with their
+// limits (SPEC section 3).
 func (a *Auth) SetUsers(users []keygate.User) {
-	m := make(map[int64]string, len(users))
+	old := map[int64]*loginUser{}
+	if p := a.users.Load(); p != nil {
+		old = *p
+	}
+	m := make(map[int64]*loginUser, len(users))
 	for _, u := range users {
-		m[u.ID] = u.Username
+		lu := &loginUser{name: u.Username, models: u.Models}
+		if prev := old[u.ID]; prev != nil && prev.name == u.Username {
+			lu.rate, lu.budget = prev.rate, prev.budget
+		}
+		if lu.rate == nil || lu.rate.RPM != u.RPM || lu.rate.TPM != u.TPM {
+			lu.rate = limit.NewRate(u.RPM, u.TPM)
+		}
+		switch {
+		case u.Budget == nil:
+			lu.budget = nil
+		case lu.budget == nil || lu.budget.Amount != u.Budget.Amount || lu.budget.Period != u.Budget.Period:
+			lu.budget = limit.NewBudget(u.Budget.Amount, u.Budget.Period)
+		}
+		m[u.ID] = lu
 	}
 	a.users.Store(&m)
 	if len(m) > 0 {
@@ -101,10 +128,14 @@ func (a *Auth) loginCaller(token string) (*Caller, error) {
 	if err != nil {
 		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "invalid or unknown token")
 	}
-	if users := a.users.Load(); users == nil || (*users)[c.UserID] != c.Username {
+	var u *loginUser
+	if users := a.users.Load(); users != nil {
+		u = (*users)[c.UserID]
+	}
+	if u == nil || u.name != c.Username {
 		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "the user of this login token no longer exists")
 	}
-	return &Caller{Name: "user:" + c.Username, User: c.Username}, nil
+	return &Caller{Name: "user:" + c.Username, User: c.Username, models: u.models, rate: u.rate, budget: u.budget}, nil
 }
 
 // NewAuth builds the authenticator from the admin token; now tells the time
