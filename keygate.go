@@ -59,6 +59,9 @@ type Model struct {
 	// Temperature is the default temperature applied when a request has none
 	// (zero-config mode's LLM_TEMPERATURE). Nil means "leave the request alone".
 	Temperature *float64 `json:"temperature,omitempty" yaml:"temperature"`
+	// APIVersion is Azure OpenAI's api-version query parameter (provider
+	// azure; default 2024-10-21).
+	APIVersion string `json:"api_version,omitempty" yaml:"api_version"`
 	// Headers are sent to the provider with every call of this deployment
 	// (a tenant or routing header the provider needs); they win over any
 	// header keygate would forward.

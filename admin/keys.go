@@ -198,7 +198,7 @@ func HandleCheckKeys(d Deps, c *keycheck.Checker) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f := keycheck.Filter{Model: r.URL.Query().Get("model"), Vendor: r.URL.Query().Get("vendor")}
 		if !keycheck.KnownVendor(f.Vendor) {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "vendor: %q must be openai, gemini, siliconflow, anthropic or all", f.Vendor))
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "vendor: %q must be openai, azure, gemini, siliconflow, anthropic or all", f.Vendor))
 			return
 		}
 		if f.Model != "" && d.Pool.Group(f.Model) == nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/keygate/keygate/secret"
 	"github.com/keygate/keygate/server"
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/tokenizer"
 	"github.com/keygate/keygate/usage"
 )
 
@@ -152,7 +153,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.recorder = usage.NewRecorder(db, a.log, usage.Options{Clock: a.clock})
 	m := metrics.New(a.pool, a.clock)
 	a.metrics.Store(m)
+	go tokenizer.Warm() // off the request path: the first request needing it must not pay the load
 	rl := &relay.Relay{
+		StreamIdle:       cfg.StreamIdleTimeout,
+		BodyTimeout:      cfg.StreamIdleTimeout,
 		Metrics:          m,
 		Pool:             a.pool,
 		Client:           &http.Client{Transport: relay.NewTransport(cfg.UpstreamTimeout)},
@@ -194,7 +198,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.handler = server.New(server.Deps{
 		Audit: a.audit, AuditStore: db,
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
-		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, Tokens: db, Usage: db, ReloadTokens: a.announced("tokens", a.reloadTokens), Checker: a.checker,
+		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, RequestReadTimeout: cfg.RequestReadTimeout, Tokens: db, Usage: db, ReloadTokens: a.announced("tokens", a.reloadTokens), Checker: a.checker,
 		Metrics: m.Handler(), SharedLimits: a.sharedLimits(), Ready: ready,
 		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins,
 			Reload: a.announced("models", a.reload), UsersChanged: a.announced("users", a.reloadUsers),

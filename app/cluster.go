@@ -58,6 +58,11 @@ func (a *App) reloadShared(ctx context.Context, what string) error {
 		if err := a.reload(ctx); err != nil {
 			return err
 		}
+		// After an outage budgets learn again what every replica spent, from
+		// the usage in the store: a Redis that lost its counters starts from that.
+		a.tokensMu.Lock()
+		a.seeded = nil
+		a.tokensMu.Unlock()
 		if err := a.reloadTokens(ctx); err != nil {
 			return err
 		}

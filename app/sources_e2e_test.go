@@ -203,6 +203,10 @@ func TestEverySourceTypeServesAnHour(t *testing.T) {
 			if s.State != "ready" || s.LastError != "" || s.ExpiresInSeconds <= 0 {
 				t.Errorf("source after the hour %+v", s)
 			}
+			_, m := call(t, "GET", g.url+"/metrics", "kg-admin-test-secret", "")
+			if want := fmt.Sprintf(`keygate_key_source_expires_in_seconds{key_id=%q,state="ready",type=%q} %g`, s.KeyID, s.Type, s.ExpiresInSeconds); !bytes.Contains(m, []byte(want)) {
+				t.Errorf("metrics lack %s", want)
+			}
 		})
 	}
 }

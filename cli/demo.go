@@ -39,7 +39,14 @@ keygate demo is running on http://{{.Addr}} (mock provider on http://{{.Provider
   token:        {{.Token}}
   admin token:  {{.Admin}}
   models:       gpt-4o-mini (5 keys: 2 healthy, 1 invalid, 1 rate-limited, 1 out of quota), text-embedding-3-small,
-                demo-dynamic (a key fetched from a key service; it expires every minute and is refreshed)
+                demo-dynamic (a key fetched from a key service; it expires every minute and is refreshed),
+                claude-3-5-haiku-latest (behind the Anthropic Messages API), gemini-2.0-flash (Gemini's native API),
+                gpt-4o-azure (an Azure OpenAI deployment): every model answers every dialect
+
+SDKs:
+  OpenAI SDK:     baseURL http://{{.Addr}}/v1   apiKey {{.Token}}
+  Anthropic SDK:  baseURL http://{{.Addr}}      apiKey {{.Token}}
+  Claude Code:    ANTHROPIC_BASE_URL=http://{{.Addr}} ANTHROPIC_AUTH_TOKEN={{.Token}}
 
 Try:
   curl -s http://{{.Addr}}/v1/models -H 'Authorization: Bearer {{.Token}}'
@@ -49,6 +56,10 @@ Try:
     -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"stream please"}]}'
   curl -s http://{{.Addr}}/v1/embeddings -H 'Authorization: Bearer {{.Token}}' \
     -H 'Content-Type: application/json' -d '{"model":"text-embedding-3-small","input":"hello"}'
+  curl -s http://{{.Addr}}/v1/messages -H 'x-api-key: {{.Token}}' -H 'anthropic-version: 2023-06-01' \
+    -H 'Content-Type: application/json' -d '{"model":"claude-3-5-haiku-latest","max_tokens":100,"messages":[{"role":"user","content":"hello"}]}'
+  curl -s http://{{.Addr}}/v1/responses -H 'Authorization: Bearer {{.Token}}' \
+    -H 'Content-Type: application/json' -d '{"model":"gemini-2.0-flash","input":"hello"}'
 
   curl -s http://{{.Addr}}/api/v1/keys -H 'Authorization: Bearer {{.Admin}}'
 
@@ -72,7 +83,8 @@ func newDemoCmd(env Env) *cobra.Command {
 			// A key service whose keys live one minute, so the demo shows a
 			// dynamic key being fetched and refreshed.
 			keySvc := mockprovider.NewKeyService(clockwork.NewRealClock(), time.Minute)
-			provider := mockprovider.New(mockprovider.Options{Keys: keys, Validate: keySvc.Validator(), ChunkDelay: 50 * time.Millisecond})
+			provider := mockprovider.New(mockprovider.Options{Keys: keys, Validate: keySvc.Validator(), ChunkDelay: 50 * time.Millisecond,
+				Models: demoUpstreamModels})
 			pln, err := serveLoopback(provider)
 			if err != nil {
 				return fmt.Errorf("start mock provider: %w", err)
@@ -90,7 +102,7 @@ func newDemoCmd(env Env) *cobra.Command {
 			}
 			defer os.RemoveAll(dir)
 
-			cfg, err := demoConfig(listen, "http://"+pln.Addr().String()+"/v1", "http://"+kln.Addr().String()+"/getApikey", dir)
+			cfg, err := demoConfig(listen, "http://"+pln.Addr().String(), "http://"+kln.Addr().String()+"/getApikey", dir)
 			if err != nil {
 				return err
 			}
@@ -105,9 +117,16 @@ func newDemoCmd(env Env) *cobra.Command {
 	return cmd
 }
 
+// demoUpstreamModels are the models the demo's mock provider serves, in
+// every provider format it speaks.
+var demoUpstreamModels = []string{"gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "claude-3-5-haiku-latest", "gemini-2.0-flash"}
+
 // demoConfig is the demo's configuration, built from the defaults so it
-// behaves like `serve` with a config file.
-func demoConfig(listen, providerURL, keyServiceURL, dir string) (*config.Config, error) {
+// behaves like `serve` with a config file. mockURL is the mock provider's
+// root: it speaks OpenAI under /v1, Anthropic's Messages, Gemini under
+// /v1beta and Azure under /openai.
+func demoConfig(listen, mockURL, keyServiceURL, dir string) (*config.Config, error) {
+	providerURL := mockURL + "/v1"
 	if !config.IsLoopback(listen) {
 		return nil, fmt.Errorf("demo listens on loopback only, not %q", listen)
 	}
@@ -148,7 +167,25 @@ func demoConfig(listen, providerURL, keyServiceURL, dir string) (*config.Config,
 		KeySource: &keygate.KeySource{URL: keyServiceURL, SceneCode: "DEMO2026", Method: "GET", ResultField: "result",
 			ExpireSeconds: 60, RefreshBeforeSeconds: 15, TimeoutSeconds: 5, Retries: 3, RetryIntervalMS: 1000},
 	}
-	cfg.Models = []keygate.Model{chat, embed, dynamic}
+	// One model behind each native provider format, each with a healthy
+	// key, an invalid one and a rate-limited one answering in that vendor's
+	// own error shape.
+	native := func(name, id, provider, base, upstream string) keygate.Model {
+		m := keygate.Model{Name: name, ModelID: id, Provider: provider, Status: keygate.StatusEnabled, BaseURL: base,
+			UpstreamModel: upstream, KeyUsageMode: keygate.ModeRoundRobin, InputPrice: 0.8, OutputPrice: 4}
+		for _, k := range []int{0, 2, 3} {
+			m.APIKeys = append(m.APIKeys, keygate.KeySpec{Key: demoKeys[k].key, Status: keygate.StatusEnabled})
+		}
+		if provider == "azure" {
+			m.APIVersion = "2024-10-21"
+		}
+		return m
+	}
+	cfg.Models = []keygate.Model{chat, embed, dynamic,
+		native("Demo Claude (Anthropic Messages)", "claude-3-5-haiku-latest", "anthropic", mockURL, ""),
+		native("Demo Gemini (native API)", "gemini-2.0-flash", "gemini", mockURL+"/v1beta", ""),
+		native("Demo Azure OpenAI deployment", "gpt-4o-azure", "azure", mockURL, "gpt-4o-mini"),
+	}
 	return cfg, nil
 }
 

@@ -185,7 +185,7 @@ func newKeysCheckCmd(o *operator) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&model, "model", "", "only keys of this model_id")
-	cmd.Flags().StringVar(&vendor, "vendor", "all", "only keys of this vendor: openai, gemini, siliconflow, anthropic or all")
+	cmd.Flags().StringVar(&vendor, "vendor", "all", "only keys of this vendor: openai, azure, gemini, siliconflow, anthropic or all")
 	return cmd
 }
 

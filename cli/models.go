@@ -41,7 +41,7 @@ func newModelsListCmd(o *operator) *cobra.Command {
 					for _, m := range answer.Data {
 						keys := strconv.Itoa(len(m.APIKeys))
 						if m.KeySource != nil {
-							keys += "+service"
+							keys += "+" + m.KeySource.Kind()
 						}
 						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.ModelID, orDash(m.Name), m.Provider,
 							m.Status, m.KeyUsageMode, keys, m.BaseURL, m.Origin)

@@ -320,3 +320,18 @@ func TestOneReplicaProbesACooledKey(t *testing.T) {
 		t.Fatal("replica A, which cooled the key, does not probe it")
 	}
 }
+
+// TestOneReplicaChecksAKey: a key's background check is claimed by one
+// replica; the others skip it while the claim lasts.
+func TestOneReplicaChecksAKey(t *testing.T) {
+	cs := replicas(t, 3, nil)
+	won := 0
+	for _, c := range cs {
+		if c.Claim(context.Background(), "k_check") {
+			won++
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d replicas claimed the same key's check, want 1", won)
+	}
+}

@@ -30,20 +30,26 @@ type Options struct {
 // Config is the loaded, validated configuration. The yaml tags are the keys of
 // the YAML file.
 type Config struct {
-	Listen          string              `yaml:"listen"`           // KEYGATE_LISTEN; --listen
-	DatabaseURL     string              `yaml:"database_url"`     // KEYGATE_DATABASE_URL
-	RedisURL        string              `yaml:"redis_url"`        // KEYGATE_REDIS_URL
-	AdminToken      string              `yaml:"admin_token"`      // KEYGATE_ADMIN_TOKEN
-	MasterKey       string              `yaml:"master_key"`       // KEYGATE_MASTER_KEY
-	MasterKeyFile   string              `yaml:"master_key_file"`  // KEYGATE_MASTER_KEY_FILE: where the master key is kept (default: beside the database)
-	JWTSecret       string              `yaml:"jwt_secret"`       // KEYGATE_JWT_SECRET
-	MaxBodyBytes    int64               `yaml:"max_body_bytes"`   // KEYGATE_MAX_BODY_BYTES
-	UpstreamTimeout time.Duration       `yaml:"upstream_timeout"` // a Go duration, e.g. "90s"; KEYGATE_UPSTREAM_TIMEOUT
-	ShutdownTimeout time.Duration       `yaml:"shutdown_timeout"` // how long requests in flight may finish after SIGTERM; KEYGATE_SHUTDOWN_TIMEOUT
-	LogLevel        string              `yaml:"log_level"`        // debug|info|warn|error; KEYGATE_LOG_LEVEL
-	Tokens          []keygate.TokenSpec `yaml:"tokens"`
-	Models          []keygate.Model     `yaml:"models"`
-	KeyPolicy       keygate.KeyPolicy   `yaml:"key_policy"` // fields absent from the YAML keep keygate.DefaultKeyPolicy()
+	Listen          string        `yaml:"listen"`           // KEYGATE_LISTEN; --listen
+	DatabaseURL     string        `yaml:"database_url"`     // KEYGATE_DATABASE_URL
+	RedisURL        string        `yaml:"redis_url"`        // KEYGATE_REDIS_URL
+	AdminToken      string        `yaml:"admin_token"`      // KEYGATE_ADMIN_TOKEN
+	MasterKey       string        `yaml:"master_key"`       // KEYGATE_MASTER_KEY
+	MasterKeyFile   string        `yaml:"master_key_file"`  // KEYGATE_MASTER_KEY_FILE: where the master key is kept (default: beside the database)
+	JWTSecret       string        `yaml:"jwt_secret"`       // KEYGATE_JWT_SECRET
+	MaxBodyBytes    int64         `yaml:"max_body_bytes"`   // KEYGATE_MAX_BODY_BYTES
+	UpstreamTimeout time.Duration `yaml:"upstream_timeout"` // a Go duration, e.g. "90s"; KEYGATE_UPSTREAM_TIMEOUT
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // how long requests in flight may finish after SIGTERM; KEYGATE_SHUTDOWN_TIMEOUT
+	LogLevel        string        `yaml:"log_level"`        // debug|info|warn|error; KEYGATE_LOG_LEVEL
+	// StreamIdleTimeout is how long a provider may send nothing once its
+	// answer's headers arrived (a stream between events, a plain answer's
+	// body) before keygate gives up on it; 0 means 2 minutes.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+	// RequestReadTimeout bounds reading a caller's request body; 0 means 60 s.
+	RequestReadTimeout time.Duration       `yaml:"request_read_timeout"`
+	Tokens             []keygate.TokenSpec `yaml:"tokens"`
+	Models             []keygate.Model     `yaml:"models"`
+	KeyPolicy          keygate.KeyPolicy   `yaml:"key_policy"` // fields absent from the YAML keep keygate.DefaultKeyPolicy()
 
 	// ZeroConfig is the model built from the LLM_* / APIKEY_* variables when
 	// the YAML declares no models (SPEC "Zero-config mode"); nil when the YAML

@@ -79,6 +79,8 @@ func (c *Config) validate(p *problems) {
 	if c.ShutdownTimeout <= 0 {
 		p.add("shutdown_timeout", "%s must be positive", c.ShutdownTimeout)
 	}
+	notNegative(p, "stream_idle_timeout", c.StreamIdleTimeout)
+	notNegative(p, "request_read_timeout", c.RequestReadTimeout)
 	p.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	notNegative(p, "key_policy.max_retries", c.KeyPolicy.MaxRetries)
 	notNegative(p, "key_policy.network_retries", c.KeyPolicy.NetworkRetries)

@@ -18,6 +18,9 @@ const MaxDepth = 128
 type Error struct {
 	Offset int
 	Msg    string
+	// Refused is set for well-formed JSON keygate will not take: too
+	// deeply nested, or a top-level key named twice.
+	Refused bool
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s (at byte %d)", e.Msg, e.Offset) }
@@ -31,7 +34,7 @@ func Valid(b []byte) bool { return check(b, false) == nil }
 func CheckObject(b []byte) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return &Error{i, "the body must be a JSON object"}
+		return &Error{Offset: i, Msg: "the body must be a JSON object"}
 	}
 	return check(b, true)
 }
@@ -44,19 +47,19 @@ func check(b []byte, topKeys bool) error {
 	var keys [][]byte
 	i := skipSpace(b, 0)
 	if i >= len(b) {
-		return &Error{i, "empty document"}
+		return &Error{Offset: i, Msg: "empty document"}
 	}
 	// expectValue: a value must come next. After a value, the container
 	// decides: ',' or its closing bracket.
 	for {
 		// --- a value at i
 		if i >= len(b) {
-			return &Error{i, "unexpected end of JSON"}
+			return &Error{Offset: i, Msg: "unexpected end of JSON"}
 		}
 		switch c := b[i]; c {
 		case '{', '[':
 			if depth == MaxDepth {
-				return &Error{i, fmt.Sprintf("JSON nested deeper than %d levels", MaxDepth)}
+				return &Error{Offset: i, Msg: fmt.Sprintf("JSON nested deeper than %d levels", MaxDepth), Refused: true}
 			}
 			stack[depth] = c
 			depth++
@@ -87,23 +90,23 @@ func check(b []byte, topKeys bool) error {
 			i = j
 		case 't':
 			if !hasLit(b, i, "true") {
-				return &Error{i, "invalid literal"}
+				return &Error{Offset: i, Msg: "invalid literal"}
 			}
 			i += 4
 		case 'f':
 			if !hasLit(b, i, "false") {
-				return &Error{i, "invalid literal"}
+				return &Error{Offset: i, Msg: "invalid literal"}
 			}
 			i += 5
 		case 'n':
 			if !hasLit(b, i, "null") {
-				return &Error{i, "invalid literal"}
+				return &Error{Offset: i, Msg: "invalid literal"}
 			}
 			i += 4
 		default:
 			j, ok := skipNumber(b, i)
 			if !ok {
-				return &Error{i, "invalid character " + quoteByte(c)}
+				return &Error{Offset: i, Msg: "invalid character " + quoteByte(c)}
 			}
 			i = j
 		}
@@ -113,12 +116,12 @@ func check(b []byte, topKeys bool) error {
 			i = skipSpace(b, i)
 			if depth == 0 {
 				if i != len(b) {
-					return &Error{i, "unexpected data after the JSON value"}
+					return &Error{Offset: i, Msg: "unexpected data after the JSON value"}
 				}
 				return nil
 			}
 			if i >= len(b) {
-				return &Error{i, "unexpected end of JSON"}
+				return &Error{Offset: i, Msg: "unexpected end of JSON"}
 			}
 			top := stack[depth-1]
 			switch {
@@ -141,7 +144,7 @@ func check(b []byte, topKeys bool) error {
 				i++
 				continue
 			default:
-				return &Error{i, "invalid character " + quoteByte(b[i]) + " after a value"}
+				return &Error{Offset: i, Msg: "invalid character " + quoteByte(b[i]) + " after a value"}
 			}
 			break
 		}
@@ -151,7 +154,7 @@ func check(b []byte, topKeys bool) error {
 // readKey reads `"key" :` at i and returns the index of the value after it.
 func readKey(b []byte, i int) (int, []byte, error) {
 	if i >= len(b) || b[i] != '"' {
-		return i, nil, &Error{i, "expected a string key"}
+		return i, nil, &Error{Offset: i, Msg: "expected a string key"}
 	}
 	j, err := skipString(b, i)
 	if err != nil {
@@ -160,7 +163,7 @@ func readKey(b []byte, i int) (int, []byte, error) {
 	key := b[i:j]
 	j = skipSpace(b, j)
 	if j >= len(b) || b[j] != ':' {
-		return j, nil, &Error{j, "expected ':' after a key"}
+		return j, nil, &Error{Offset: j, Msg: "expected ':' after a key"}
 	}
 	return skipSpace(b, j+1), key, nil
 }
@@ -173,7 +176,7 @@ func addKey(keys *[][]byte, raw []byte, at int) error {
 		if c == '\\' {
 			var s string
 			if json.Unmarshal(raw, &s) != nil {
-				return &Error{at, "invalid string key"}
+				return &Error{Offset: at, Msg: "invalid string key"}
 			}
 			key = []byte(s)
 			break
@@ -181,7 +184,7 @@ func addKey(keys *[][]byte, raw []byte, at int) error {
 	}
 	for _, k := range *keys {
 		if string(k) == string(key) {
-			return &Error{at, fmt.Sprintf("duplicate key %q", key)}
+			return &Error{Offset: at, Msg: fmt.Sprintf("duplicate key %q", key), Refused: true}
 		}
 	}
 	*keys = append(*keys, key)
@@ -211,26 +214,26 @@ func skipString(b []byte, i int) (int, error) {
 			return i + 1, nil
 		case c == '\\':
 			if i+1 >= len(b) {
-				return i, &Error{start, "unterminated string"}
+				return i, &Error{Offset: start, Msg: "unterminated string"}
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				if i+5 >= len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					return i, &Error{i, "invalid \\u escape"}
+					return i, &Error{Offset: i, Msg: "invalid \\u escape"}
 				}
 				i += 6
 			default:
-				return i, &Error{i, "invalid escape"}
+				return i, &Error{Offset: i, Msg: "invalid escape"}
 			}
 		case c < 0x20:
-			return i, &Error{i, "control character in string"}
+			return i, &Error{Offset: i, Msg: "control character in string"}
 		default:
 			i++
 		}
 	}
-	return i, &Error{start, "unterminated string"}
+	return i, &Error{Offset: start, Msg: "unterminated string"}
 }
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }

@@ -31,6 +31,7 @@ const (
 	VendorGemini      = "gemini"
 	VendorAnthropic   = "anthropic"
 	VendorSiliconFlow = "siliconflow"
+	VendorAzure       = "azure"
 )
 
 // Result is the outcome of checking one key.
@@ -134,6 +135,8 @@ func VendorOf(m keygate.Model) string {
 		return VendorAnthropic
 	case p == VendorSiliconFlow || strings.Contains(u, "siliconflow"):
 		return VendorSiliconFlow
+	case p == VendorAzure || strings.Contains(u, ".openai.azure.com"):
+		return VendorAzure
 	}
 	return VendorOpenAI
 }
@@ -168,7 +171,7 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 	if real {
 		req, err = newMinimalCall(ctx, t.dep.Model.BaseURL, t.dep.Model.UpstreamName(), secret)
 	} else {
-		req, err = newCheckRequest(ctx, vendor, t.dep.Model.BaseURL, secret)
+		req, err = newCheckRequest(ctx, vendor, &t.dep.Model, secret)
 	}
 	if err != nil {
 		r.Message = err.Error()
@@ -228,13 +231,31 @@ func newMinimalCall(ctx context.Context, baseURL, model, secret string) (*http.R
 }
 
 // newCheckRequest builds the cheapest request that proves a key: the
-// provider's model list, authenticated the way the vendor expects.
-func newCheckRequest(ctx context.Context, vendor, baseURL, secret string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/models", nil)
+// provider's model list, which costs nothing, authenticated the way the
+// vendor expects: GET {base}/models (OpenAI and compatible services,
+// Gemini's {base}/v1beta/models), Anthropic's {base}/v1/models, Azure's
+// {base}/openai/models?api-version=….
+func newCheckRequest(ctx context.Context, vendor string, m *keygate.Model, secret string) (*http.Request, error) {
+	base := strings.TrimRight(m.BaseURL, "/")
+	url := base + "/models"
+	switch vendor {
+	case VendorAnthropic:
+		// The base is https://api.anthropic.com; one ending in /v1 is taken too.
+		url = strings.TrimSuffix(base, "/v1") + "/v1/models"
+	case VendorAzure:
+		v := m.APIVersion
+		if v == "" {
+			v = DefaultAzureAPIVersion
+		}
+		url = base + "/openai/models?api-version=" + v
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
 	switch vendor {
+	case VendorAzure:
+		req.Header.Set("api-key", secret)
 	case VendorAnthropic:
 		req.Header.Set("x-api-key", secret)
 		req.Header.Set("anthropic-version", "2023-06-01")
@@ -249,7 +270,11 @@ func newCheckRequest(ctx context.Context, vendor, baseURL, secret string) (*http
 	return req, nil
 }
 
+// DefaultAzureAPIVersion is Azure OpenAI's api-version when a deployment
+// names none: the current generally available one.
+const DefaultAzureAPIVersion = "2024-10-21"
+
 // KnownVendor reports whether v is a vendor name the check route accepts.
 func KnownVendor(v string) bool {
-	return v == "" || v == "all" || slices.Contains([]string{VendorOpenAI, VendorGemini, VendorAnthropic, VendorSiliconFlow}, v)
+	return v == "" || v == "all" || slices.Contains([]string{VendorOpenAI, VendorGemini, VendorAnthropic, VendorSiliconFlow, VendorAzure}, v)
 }

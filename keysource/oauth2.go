@@ -25,10 +25,15 @@ import (
 type oauth2Source struct {
 	s     *Source
 	shown string // token_url without query or password
+	// One config of each grant for the source's life: each remembers which
+	// way of sending the client secret the endpoint took (header or form),
+	// so a failing endpoint is not asked twice per attempt.
+	cc      *clientcredentials.Config
+	refresh *oauth2.Config
 
-	mu      sync.Mutex
-	refresh string // the refresh token to use next
-	loaded  bool   // refresh has been looked up in the vault
+	mu     sync.Mutex
+	token  string // the refresh token to use next
+	loaded bool   // token has been looked up in the vault
 }
 
 func newOAuth2(s *Source, p *Problems) *oauth2Source {
@@ -40,12 +45,16 @@ func newOAuth2(s *Source, p *Problems) *oauth2Source {
 	if spec.RefreshToken == "" && spec.ClientSecret == "" {
 		p.Add("client_secret", "required for the client-credentials grant (or give refresh_token for the refresh-token grant)")
 	}
-	for field, v := range map[string]string{"client_secret": spec.ClientSecret, "refresh_token": spec.RefreshToken} {
-		if strings.ContainsAny(v, "\r\n") {
-			p.Add(field, "has a line break") // the value is a secret: not quoted
+	for _, f := range []struct{ name, v string }{{"client_secret", spec.ClientSecret}, {"refresh_token", spec.RefreshToken}} {
+		if strings.ContainsAny(f.v, "\r\n") {
+			p.Add(f.name, "has a line break") // the value is a secret: not quoted
 		}
 	}
-	o := &oauth2Source{s: s, refresh: spec.RefreshToken}
+	scopes := strings.Fields(spec.Scope)
+	o := &oauth2Source{s: s, token: spec.RefreshToken,
+		cc: &clientcredentials.Config{ClientID: spec.ClientID, ClientSecret: spec.ClientSecret, TokenURL: spec.TokenURL, Scopes: scopes},
+		refresh: &oauth2.Config{ClientID: spec.ClientID, ClientSecret: spec.ClientSecret,
+			Endpoint: oauth2.Endpoint{TokenURL: spec.TokenURL}, Scopes: scopes}}
 	if u != nil {
 		o.shown = shown(u)
 	}
@@ -57,11 +66,8 @@ func (o *oauth2Source) target() string { return o.shown }
 func (o *oauth2Source) fetch(ctx context.Context) (Lease, error) {
 	s := o.s
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, s.client)
-	scopes := strings.Fields(s.spec.Scope)
 	if s.spec.RefreshToken == "" {
-		cc := clientcredentials.Config{ClientID: s.spec.ClientID, ClientSecret: s.spec.ClientSecret,
-			TokenURL: s.spec.TokenURL, Scopes: scopes}
-		tok, err := cc.Token(ctx)
+		tok, err := o.cc.Token(ctx)
 		if err != nil {
 			return Lease{}, o.explain(err)
 		}
@@ -69,14 +75,14 @@ func (o *oauth2Source) fetch(ctx context.Context) (Lease, error) {
 	}
 
 	used := o.current(ctx)
-	tok, err := o.refreshWith(ctx, used, scopes)
+	tok, err := o.refreshWith(ctx, used)
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 		// Another replica may have rotated the token: take the stored one, once.
 		if stored, ok := o.stored(ctx); ok && stored != used {
 			o.setCurrent(stored)
 			used = stored
-			tok, err = o.refreshWith(ctx, used, scopes)
+			tok, err = o.refreshWith(ctx, used)
 		}
 	}
 	if err != nil {
@@ -88,12 +94,9 @@ func (o *oauth2Source) fetch(ctx context.Context) (Lease, error) {
 	return leaseOf(tok, s)
 }
 
-func (o *oauth2Source) refreshWith(ctx context.Context, refresh string, scopes []string) (*oauth2.Token, error) {
-	s := o.s
-	cfg := oauth2.Config{ClientID: s.spec.ClientID, ClientSecret: s.spec.ClientSecret,
-		Endpoint: oauth2.Endpoint{TokenURL: s.spec.TokenURL}, Scopes: scopes}
+func (o *oauth2Source) refreshWith(ctx context.Context, refresh string) (*oauth2.Token, error) {
 	// An empty access token makes the token source refresh at once.
-	return cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: refresh}).Token()
+	return o.refresh.TokenSource(ctx, &oauth2.Token{RefreshToken: refresh}).Token()
 }
 
 // vaultRecord is what the vault keeps: the rotated refresh token, and a hash
@@ -110,27 +113,23 @@ func (o *oauth2Source) origin() string {
 }
 
 // current is the refresh token to use: the configured one, or the one it
-// was last rotated into.
+// was last rotated into (looked up in the vault on first use). Only the
+// fetch in flight calls it, so the lookup under mu holds up no one.
 func (o *oauth2Source) current(ctx context.Context) string {
 	o.mu.Lock()
-	loaded := o.loaded
-	o.mu.Unlock()
-	if !loaded {
-		if stored, ok := o.stored(ctx); ok {
-			o.setCurrent(stored)
-		}
-		o.mu.Lock()
-		o.loaded = true
-		o.mu.Unlock()
-	}
-	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.refresh
+	if !o.loaded {
+		o.loaded = true
+		if stored, ok := o.stored(ctx); ok {
+			o.token = stored
+		}
+	}
+	return o.token
 }
 
 func (o *oauth2Source) setCurrent(token string) {
 	o.mu.Lock()
-	o.refresh = token
+	o.token = token
 	o.mu.Unlock()
 }
 

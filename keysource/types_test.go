@@ -152,6 +152,32 @@ func TestOAuth2(t *testing.T) {
 		}
 	})
 
+	t.Run("a refresh token another replica rotated is taken from the vault", func(t *testing.T) {
+		e := newOAuth2Env(t, true, nil)
+		a, b := e.src, e.newSource() // two replicas sharing one store
+		ctx := context.Background()
+		la, err := a.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Wait(ctx); err != nil { // rotates what a holds
+			t.Fatal(err)
+		}
+		next, err := a.Rejected(ctx, la.Secret) // a refetches with its spent token
+		if err != nil || !e.issuer.Valid(next.Secret) {
+			t.Fatalf("a after b rotated: %v, %+v", err, a.View())
+		}
+		var invalid int
+		for _, c := range e.issuer.Calls() {
+			if c.Error == "invalid_grant" {
+				invalid++
+			}
+		}
+		if invalid != 1 || e.issuer.Issued() != 3 {
+			t.Errorf("token endpoint calls %+v: want one invalid_grant, then the stored token used", e.issuer.Calls())
+		}
+	})
+
 	t.Run("invalid_grant", func(t *testing.T) {
 		e := newOAuth2Env(t, true, once)
 		e.issuer.DenyRefresh(true)

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -52,6 +53,7 @@ type childSpec struct {
 	Token      string        // keygate's gateway token
 	Words      int           // provider: words per completion
 	ChunkDelay time.Duration // provider: delay between stream events
+	Latency    time.Duration // provider: delay before every answer
 }
 
 // Child serves the role this process was started for and exits, if it was
@@ -91,7 +93,7 @@ func runChild(specJSON string, stdin io.Reader, stdout, stderr io.Writer) error 
 		for _, k := range spec.Keys {
 			keys[k] = mockprovider.OK
 		}
-		p := mockprovider.New(mockprovider.Options{Keys: keys, NoRecord: true, Words: spec.Words, ChunkDelay: spec.ChunkDelay})
+		p := mockprovider.New(mockprovider.Options{Keys: keys, NoRecord: true, Words: spec.Words, ChunkDelay: spec.ChunkDelay, Latency: spec.Latency})
 		serve = func() error { return serveUntil(ctx, ln, p) }
 	case roleBaseline:
 		h, err := baseline(spec.Upstream, spec.Keys[0])
@@ -220,6 +222,14 @@ func commands(stdin io.Reader, stdout io.Writer) {
 					prof = nil
 				}
 			}
+		case cmd == "memprofile":
+			err = writeProfile(arg, "heap")
+		case cmd == "goroutines":
+			err = writeProfile(arg, "goroutine")
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			fmt.Fprintf(os.Stderr, "keygate-load child: %d goroutines; heap in use %d MB, stacks %d MB, heap idle %d MB, released %d MB, sys %d MB, GC goal %d MB\n",
+				runtime.NumGoroutine(), m.HeapInuse>>20, m.StackInuse>>20, m.HeapIdle>>20, m.HeapReleased>>20, m.Sys>>20, m.NextGC>>20)
 		case cmd == "stop" && prof != nil:
 			pprof.StopCPUProfile()
 			err = prof.Close()
@@ -237,6 +247,19 @@ func commands(stdin io.Reader, stdout io.Writer) {
 		pprof.StopCPUProfile()
 		prof.Close()
 	}
+}
+
+// writeProfile writes the named runtime profile to path.
+func writeProfile(path, name string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // proc is the harness's handle on a child.

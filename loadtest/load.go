@@ -195,7 +195,9 @@ func (t *target) saturate(ctx context.Context, conns int, d time.Duration, strea
 	for range conns {
 		wg.Go(func() {
 			n := int64(0)
-			for time.Now().Before(deadline) && ctx.Err() == nil {
+			// At least one request each, even when a busy machine starts
+			// the goroutine after the deadline.
+			for first := true; first || time.Now().Before(deadline) && ctx.Err() == nil; first = false {
 				_, err := t.call(ctx, c, stream, nil)
 				t.errs.add(err)
 				if err == nil {
@@ -217,22 +219,26 @@ func (t *target) hold(ctx context.Context, n int) (peak int) {
 	var open, top atomic.Int64
 	var wg sync.WaitGroup
 	for range n {
-		wg.Go(func() {
-			opened := false
-			_, err := t.call(ctx, c, true, func() {
-				opened = true
-				now := open.Add(1)
-				for m := top.Load(); now > m && !top.CompareAndSwap(m, now); m = top.Load() {
-				}
-			})
-			if opened {
-				open.Add(-1)
-			}
-			t.errs.add(err)
-		})
+		wg.Go(func() { t.stream(ctx, c, &open, &top) })
 	}
 	wg.Wait()
 	return int(top.Load())
+}
+
+// stream reads one stream to its end; from its first token until then it
+// counts in open, and top keeps the most streams open at once.
+func (t *target) stream(ctx context.Context, c *http.Client, open, top *atomic.Int64) {
+	opened := false
+	_, err := t.call(ctx, c, true, func() {
+		opened = true
+		now := open.Add(1)
+		for m := top.Load(); now > m && !top.CompareAndSwap(m, now); m = top.Load() {
+		}
+	})
+	if opened {
+		open.Add(-1)
+	}
+	t.errs.add(err)
 }
 
 // percentile returns the p-th percentile (0 < p ≤ 1) of lat, sorting it.

@@ -1,10 +1,10 @@
 // Package loadtest is keygate's load harness. It starts the mock provider,
 // keygate and a bare httputil.ReverseProxy on loopback, each in a process
 // of its own, drives them in turn with the same requests from an
-// in-process load generator, and measures what issue 8's targets are about:
-// latency over one connection, throughput at 64 connections, time to first
-// token, resident memory while 1,000 streams are open, and key selection in
-// pools of 1 to 100,000 keys. cmd/keygate-load prints the result as a table.
+// in-process load generator, and measures what issues 8's and 17's targets
+// are about: latency over one connection, throughput and CPU per request at
+// 64 connections, time to first token, resident memory while 1,000 and then
+// 10,000 streams are open, and key selection in pools of 1 to 100,000 keys. cmd/keygate-load prints the result as a table.
 //
 // It runs on Linux only: memory and CPU time are read from /proc.
 package loadtest
@@ -25,16 +25,32 @@ type Options struct {
 	Duration time.Duration // each timed phase; default 5 s
 	Conns    int           // connections of the throughput phases; default 64
 	Streams  int           // streams held open at once for the RSS phase; default 1,000
+	// ManyStreams are opened in ten steps and held at once for the
+	// many-streams phase, with RSS read at each step; default 10,000.
+	ManyStreams int
+	// ManyLife is how long each stream of that phase lasts; default 40 s,
+	// long enough for every step to open while the first ones still run
+	// on a busy machine.
+	ManyLife time.Duration
 	// CPUProfile, if set, is where keygate writes its CPU profile of the
 	// phase at Conns connections.
 	CPUProfile string
+	// MemProfile, if set, is where keygate writes its heap profile (and,
+	// beside it, its goroutines) with every stream of the many-streams
+	// phase open.
+	MemProfile string
 	// Log receives progress and the children's logs; nil discards them.
 	Log io.Writer
 }
 
 // Smoke is a run of a few seconds that checks the harness works; its
 // numbers mean nothing.
-func Smoke() Options { return Options{Duration: 100 * time.Millisecond, Conns: 4, Streams: 20} }
+func Smoke() Options {
+	return Options{Duration: 100 * time.Millisecond, Conns: 4, Streams: 20, ManyStreams: 40, ManyLife: 400 * time.Millisecond}
+}
+
+// upstreamDelay is the provider's answer time in the delayed phase.
+const upstreamDelay = 20 * time.Millisecond
 
 // Sizes of the key pools benchmarked.
 var pickSizes = []int{1, 1_000, 100_000}
@@ -48,11 +64,14 @@ const (
 
 // Result is what one run measured.
 type Result struct {
-	Duration   time.Duration `json:"duration_ns"`
-	Conns      int           `json:"conns"`
-	Streams    int           `json:"streams"`
-	GOMAXPROCS int           `json:"gomaxprocs"`
-	GoVersion  string        `json:"go_version"`
+	Duration    time.Duration `json:"duration_ns"`
+	Conns       int           `json:"conns"`
+	Streams     int           `json:"streams"`
+	ManyStreams int           `json:"many_streams"`
+	// ManyLimited is set when the open files limit cut ManyStreams.
+	ManyLimited bool   `json:"many_limited,omitempty"`
+	GOMAXPROCS  int    `json:"gomaxprocs"`
+	GoVersion   string `json:"go_version"`
 	// OtherCores is the CPU the run could not have while the targets or
 	// key selection were measured (the more of the two), used by other
 	// processes or stolen by the hypervisor: more than a little, and the
@@ -78,14 +97,24 @@ type TargetResult struct {
 	ServerCPUPerRequest time.Duration `json:"server_cpu_per_request_ns"`
 	ServerCores         float64       `json:"server_cores"`
 	MachineCores        float64       `json:"machine_busy_cores"`
+	// IdleRSS is the proxy's RSS once started, before any request.
+	IdleRSS int64 `json:"idle_rss_bytes,omitempty"`
+	// DelayedThroughput is requests per second at Conns connections to a
+	// provider that takes 20 ms to answer, as a real one takes longer.
+	DelayedThroughput float64 `json:"delayed_throughput_rps"`
 	// The proxies' peak RSS over the phases above, and in a fresh process
 	// holding Streams streams open; zero for direct, which has no proxy.
-	PeakRSS     int64  `json:"peak_rss_bytes,omitempty"`
-	HoldPeakRSS int64  `json:"hold_peak_rss_bytes,omitempty"`
-	Held        int    `json:"streams_held,omitempty"` // most streams open at once
-	Sent        int64  `json:"sent"`
-	Failed      int64  `json:"failed"`
-	FirstError  string `json:"first_error,omitempty"`
+	PeakRSS     int64 `json:"peak_rss_bytes,omitempty"`
+	HoldPeakRSS int64 `json:"hold_peak_rss_bytes,omitempty"`
+	Held        int   `json:"streams_held,omitempty"` // most streams open at once
+	// The many-streams phase, in a fresh process: its peak RSS, the most
+	// streams open at once, and the RSS after each step of opening.
+	ManyPeakRSS int64     `json:"many_peak_rss_bytes,omitempty"`
+	ManyHeld    int       `json:"many_streams_held,omitempty"`
+	ManySteps   []RSSStep `json:"many_rss_steps,omitempty"`
+	Sent        int64     `json:"sent"`
+	Failed      int64     `json:"failed"`
+	FirstError  string    `json:"first_error,omitempty"`
 }
 
 // PickResult is key selection in a pool of Keys keys.
@@ -104,8 +133,17 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	opts.Conns = orDefault(opts.Conns, 64)
 	opts.Streams = orDefault(opts.Streams, 1000)
+	opts.ManyStreams = orDefault(opts.ManyStreams, 10_000)
+	if opts.ManyLife <= 0 {
+		opts.ManyLife = 40 * time.Second
+	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
+	}
+	if opts.MemProfile != "" {
+		if opts.MemProfile, err = filepath.Abs(opts.MemProfile); err != nil {
+			return nil, err
+		}
 	}
 	if opts.CPUProfile != "" {
 		// The child's working directory is ours, but say where it went.
@@ -114,10 +152,18 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 	}
 	res = &Result{
-		Duration: opts.Duration, Conns: opts.Conns, Streams: opts.Streams,
+		Duration: opts.Duration, Conns: opts.Conns, Streams: opts.Streams, ManyStreams: opts.ManyStreams,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 	}
 
+	// Children inherit the limit: it must be raised before the first starts.
+	if err := openFiles(max(opts.ManyStreams, opts.Streams), opts.Log); err != nil {
+		return nil, fmt.Errorf("raise the open files limit: %w", err)
+	}
+	if n := fdStreams(); opts.ManyStreams > n {
+		fmt.Fprintf(opts.Log, "keygate-load: the many-streams phase opens %s streams, not %s: the open files limit allows no more\n", thousands(n), thousands(opts.ManyStreams))
+		opts.ManyStreams, res.ManyStreams, res.ManyLimited = n, n, true
+	}
 	var procs []*proc
 	defer func() {
 		for _, p := range slices.Backward(procs) {
@@ -153,6 +199,11 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	res.Targets = make([]TargetResult, len(targets))
 	for i, t := range targets {
 		res.Targets[i].Name = t.name
+		if i > 0 {
+			if res.Targets[i].IdleRSS, err = t.proc.rss(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if res.OtherCores, err = measure(ctx, targets, kg, opts, res.Targets); err != nil {
 		return nil, err
@@ -169,28 +220,83 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 	}
 
+	// Throughput to a provider that takes 20 ms, as deployments measure it.
+	step := func(format string, args ...any) { fmt.Fprintf(opts.Log, "keygate-load: "+format+"\n", args...) }
+	if direct.proc, err = spawn(childSpec{Role: roleProvider, Keys: keys, Words: words, Latency: upstreamDelay}); err != nil {
+		return nil, err
+	}
+	if base.proc, err = spawn(childSpec{Role: roleBaseline, Upstream: direct.proc.url, Keys: keys}); err != nil {
+		return nil, err
+	}
+	if kg.proc, err = spawn(childSpec{Role: roleKeygate, Upstream: direct.proc.url, Keys: keys, Token: token}); err != nil {
+		return nil, err
+	}
+	step("%d connections, provider answering in %s, the targets in turn", opts.Conns, upstreamDelay)
+	for _, t := range targets {
+		t.saturate(ctx, opts.Conns, opts.Duration/5, false)
+	}
+	tp, err := throughput(ctx, targets, opts.Conns, opts.Duration, false)
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range tp {
+		res.Targets[i].DelayedThroughput = float64(t.n) / t.elapsed.Seconds()
+	}
+	for _, t := range targets {
+		if err := t.proc.stop(); err != nil {
+			return nil, err
+		}
+	}
+
 	// Memory, with streams that last about 70% of a phase: each proxy in a
 	// fresh process, so its VmHWM is the peak of this phase alone.
 	slow, err := spawn(childSpec{Role: roleProvider, Keys: keys, Words: words, ChunkDelay: opts.Duration / 25})
 	if err != nil {
 		return nil, err
 	}
-	for i, spec := range []childSpec{
-		{Role: roleBaseline, Upstream: slow.url, Keys: keys},
-		{Role: roleKeygate, Upstream: slow.url, Keys: keys, Token: token},
-	} {
-		r, t := &res.Targets[i+1], targets[i+1]
-		if t.proc, err = spawn(spec); err != nil {
-			return nil, err
-		}
+	err = eachProxy(spawn, slow, keys, func(r *TargetResult, t *target) (err error) {
 		fmt.Fprintf(opts.Log, "keygate-load: %-8s %d streams held open\n", t.name, opts.Streams)
 		r.Held = t.hold(ctx, opts.Streams)
-		if r.HoldPeakRSS, err = t.proc.peakRSS(); err != nil {
-			return nil, err
+		r.HoldPeakRSS, err = t.proc.peakRSS()
+		return err
+	}, base, kg, &res.Targets[1], &res.Targets[2])
+	if err != nil {
+		return nil, err
+	}
+	if err := slow.stop(); err != nil {
+		return nil, err
+	}
+
+	// Many streams at once, opened in steps: each proxy in a fresh process
+	// again, behind a provider whose streams last ManyLife.
+	many, err := spawn(childSpec{Role: roleProvider, Keys: keys, Words: words, ChunkDelay: opts.ManyLife / words})
+	if err != nil {
+		return nil, err
+	}
+	err = eachProxy(spawn, many, keys, func(r *TargetResult, t *target) (err error) {
+		fmt.Fprintf(opts.Log, "keygate-load: %-8s %s streams opened in %d steps\n", t.name, thousands(opts.ManyStreams), manySteps)
+		rss := t.proc.rss
+		if t == kg && opts.MemProfile != "" {
+			rss = func() (int64, error) {
+				b, err := t.proc.rss()
+				if err == nil {
+					err = errors.Join(t.proc.command("memprofile "+opts.MemProfile),
+						t.proc.command("goroutines "+opts.MemProfile+".goroutines"))
+				}
+				return b, err
+			}
 		}
-		if err := t.proc.stop(); err != nil {
-			return nil, err
+		if r.ManySteps, r.ManyHeld, err = t.ramp(ctx, opts.ManyStreams, rss); err != nil {
+			return err
 		}
+		r.ManyPeakRSS, err = t.proc.peakRSS()
+		return err
+	}, base, kg, &res.Targets[1], &res.Targets[2])
+	if err != nil {
+		return nil, err
+	}
+	if err := many.stop(); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -220,6 +326,33 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	res.OtherCores = max(res.OtherCores, cores(lost(first, last), time.Since(began)))
 	return res, nil
+}
+
+// eachProxy runs fn on the baseline, then on keygate, each in a fresh
+// process behind provider (so its VmHWM is the peak of fn alone), stopping
+// each after.
+func eachProxy(spawn func(childSpec) (*proc, error), provider *proc, keys []string, fn func(*TargetResult, *target) error,
+	base, kg *target, baseRes, kgRes *TargetResult) error {
+	for _, x := range []struct {
+		spec childSpec
+		t    *target
+		r    *TargetResult
+	}{
+		{childSpec{Role: roleBaseline, Upstream: provider.url, Keys: keys}, base, baseRes},
+		{childSpec{Role: roleKeygate, Upstream: provider.url, Keys: keys, Token: token}, kg, kgRes},
+	} {
+		var err error
+		if x.t.proc, err = spawn(x.spec); err != nil {
+			return err
+		}
+		if err := fn(x.r, x.t); err != nil {
+			return err
+		}
+		if err := x.t.proc.stop(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // measure runs the timed phases against every target and fills in rs,

@@ -14,20 +14,7 @@ import (
 const userHZ = 100
 
 // peakRSS is the most resident memory the child has used (VmHWM), in bytes.
-func (p *proc) peakRSS() (int64, error) {
-	path := fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)
-	status, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(status)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in %s", path)
-}
+func (p *proc) peakRSS() (int64, error) { return p.statusKB("VmHWM:") }
 
 // cpuTime is the CPU time, user and system, the child has used.
 func (p *proc) cpuTime() (time.Duration, error) {

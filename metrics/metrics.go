@@ -9,6 +9,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -32,6 +33,47 @@ type Metrics struct {
 	ttft     *prometheus.HistogramVec
 
 	stateChanges *prometheus.CounterVec
+
+	models sync.Map // model → *modelMetrics
+}
+
+// modelMetrics are one model's children of the vectors, bound once: a
+// request then costs one map lookup instead of a label hash per metric.
+type modelMetrics struct {
+	total, upstream, overhead, ttft prometheus.Observer
+	prompt, completion, cost        prometheus.Counter
+	statuses                        sync.Map // int → prometheus.Counter
+	classes                         sync.Map // string → prometheus.Counter
+}
+
+func (m *Metrics) model(name string) *modelMetrics {
+	if mm, ok := m.models.Load(name); ok {
+		return mm.(*modelMetrics)
+	}
+	mm := &modelMetrics{
+		total: m.total.WithLabelValues(name), upstream: m.upstream.WithLabelValues(name),
+		overhead: m.overhead.WithLabelValues(name), ttft: m.ttft.WithLabelValues(name),
+		prompt: m.tokens.WithLabelValues(name, "prompt"), completion: m.tokens.WithLabelValues(name, "completion"),
+		cost: m.cost.WithLabelValues(name),
+	}
+	actual, _ := m.models.LoadOrStore(name, mm)
+	return actual.(*modelMetrics)
+}
+
+func (mm *modelMetrics) status(vec *prometheus.CounterVec, model string, status int) prometheus.Counter {
+	if c, ok := mm.statuses.Load(status); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := mm.statuses.LoadOrStore(status, vec.WithLabelValues(model, strconv.Itoa(status)))
+	return c.(prometheus.Counter)
+}
+
+func (mm *modelMetrics) class(vec *prometheus.CounterVec, model, class string) prometheus.Counter {
+	if c, ok := mm.classes.Load(class); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := mm.classes.LoadOrStore(class, vec.WithLabelValues(model, class))
+	return c.(prometheus.Counter)
 }
 
 // Buckets from 1 ms to ~2 min: gateway overhead lives at the low end,
@@ -63,6 +105,8 @@ func New(p *pool.Pool, clock clockwork.Clock) *Metrics {
 		&keyStates{pool: p, clock: clock,
 			desc:    prometheus.NewDesc("keygate_keys", "Keys by status.", []string{"status"}, nil),
 			fetches: prometheus.NewDesc("keygate_key_service_fetches_total", "Key-service fetches by key id and result.", []string{"key_id", "result"}, nil),
+			expiry: prometheus.NewDesc("keygate_key_source_expires_in_seconds",
+				"Time the current credential of each key source has left (0: none valid), by key id, type and state.", []string{"key_id", "type", "state"}, nil),
 		})
 	return m
 }
@@ -80,8 +124,9 @@ func (m *Metrics) Attempt(model, class string, d time.Duration) {
 	if class == "" {
 		class = "ok"
 	}
-	m.attempts.WithLabelValues(model, class).Inc()
-	m.upstream.WithLabelValues(model).Observe(d.Seconds())
+	mm := m.model(model)
+	mm.class(m.attempts, model, class).Inc()
+	mm.upstream.Observe(d.Seconds())
 }
 
 // Request records a finished request; waited is the time spent waiting
@@ -90,23 +135,24 @@ func (m *Metrics) Request(rec *keygate.UsageRecord, waited time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(rec.Model, strconv.Itoa(rec.Status)).Inc()
-	m.total.WithLabelValues(rec.Model).Observe(float64(rec.LatencyMS) / 1000)
+	mm := m.model(rec.Model)
+	mm.status(m.requests, rec.Model, rec.Status).Inc()
+	mm.total.Observe(float64(rec.LatencyMS) / 1000)
 	if rec.Status < 400 && rec.Status != 0 {
 		ttft := time.Duration(rec.TTFTMS) * time.Millisecond
-		m.ttft.WithLabelValues(rec.Model).Observe(ttft.Seconds())
+		mm.ttft.Observe(ttft.Seconds())
 		if o := ttft - waited; o >= 0 {
-			m.overhead.WithLabelValues(rec.Model).Observe(o.Seconds())
+			mm.overhead.Observe(o.Seconds())
 		}
 	}
 	if rec.PromptTokens > 0 {
-		m.tokens.WithLabelValues(rec.Model, "prompt").Add(float64(rec.PromptTokens))
+		mm.prompt.Add(float64(rec.PromptTokens))
 	}
 	if rec.CompletionTokens > 0 {
-		m.tokens.WithLabelValues(rec.Model, "completion").Add(float64(rec.CompletionTokens))
+		mm.completion.Add(float64(rec.CompletionTokens))
 	}
 	if rec.Cost > 0 {
-		m.cost.WithLabelValues(rec.Model).Add(rec.Cost)
+		mm.cost.Add(rec.Cost)
 	}
 }
 
@@ -117,9 +163,14 @@ type keyStates struct {
 	clock   clockwork.Clock
 	desc    *prometheus.Desc
 	fetches *prometheus.Desc
+	expiry  *prometheus.Desc
 }
 
-func (k *keyStates) Describe(ch chan<- *prometheus.Desc) { ch <- k.desc; ch <- k.fetches }
+func (k *keyStates) Describe(ch chan<- *prometheus.Desc) {
+	ch <- k.desc
+	ch <- k.fetches
+	ch <- k.expiry
+}
 
 func (k *keyStates) Collect(ch chan<- prometheus.Metric) {
 	counts := map[string]int{pool.StatusHealthy: 0, pool.StatusUnused: 0, pool.StatusWarning: 0,
@@ -131,6 +182,7 @@ func (k *keyStates) Collect(ch chan<- prometheus.Metric) {
 			v := r.Describe()
 			ch <- prometheus.MustNewConstMetric(k.fetches, prometheus.CounterValue, float64(v.Fetches), key.ID, "ok")
 			ch <- prometheus.MustNewConstMetric(k.fetches, prometheus.CounterValue, float64(v.Failures), key.ID, "failed")
+			ch <- prometheus.MustNewConstMetric(k.expiry, prometheus.GaugeValue, max(v.ExpiresAt.Sub(now).Seconds(), 0), key.ID, v.Type, v.State)
 		}
 	}
 	for status, n := range counts {

@@ -92,6 +92,8 @@ type Provider struct {
 
 	mu   sync.Mutex // guards reqs
 	reqs []Request
+
+	faults faultState // misbehaviour on demand (faults.go)
 }
 
 // New returns a provider answering as opts say.
@@ -221,10 +223,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt = routeChat
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/embeddings":
 		rt = routeEmbeddings
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/models" && r.Header.Get("x-api-key") == "":
 		rt = routeModels
 	}
 	if rt == routeNone {
+		if p.serveNative(w, r) {
+			return
+		}
 		errInvalidURL(r).write(w)
 		return
 	}
@@ -250,6 +255,9 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !sleep(r.Context(), p.opts.Latency) {
 		p.canceled.Add(1)
+		return
+	}
+	if rt != routeModels && p.serveFault(w, r, key, req, stream) {
 		return
 	}
 
@@ -294,6 +302,10 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case routeEmbeddings:
 		p.embeddings(w, req, quotedModel)
 	case routeChat:
+		if req.Get("tools").IsArray() {
+			p.chatTools(w, r, req, quotedModel, stream)
+			return
+		}
 		if stream {
 			p.streamChat(r.Context(), w, req, quotedModel)
 		} else {

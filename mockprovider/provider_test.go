@@ -588,7 +588,7 @@ func TestBadRequests(t *testing.T) {
 		{"bad JSON, rate-limited key", "POST", "/v1/chat/completions", "sk-limited", `nope`, 400, "<null>", "We could not parse"},
 		{"bad JSON, dead key", "POST", "/v1/chat/completions", "sk-dead", `nope`, 401, "invalid_api_key", "Incorrect API key"},
 		{"unknown model, dead key", "POST", "/v1/chat/completions", "sk-dead", `{"model":"gpt-9"}`, 401, "invalid_api_key", "Incorrect API key"},
-		{"unknown route", "POST", "/v1/completions", goodKey, `{}`, 404, "<null>", "Invalid URL (POST /v1/completions)"},
+		{"unknown route", "POST", "/v1/assistants", goodKey, `{}`, 404, "<null>", "Invalid URL (POST /v1/assistants)"},
 		{"wrong method", "GET", "/v1/chat/completions", goodKey, ``, 404, "<null>", "Invalid URL (GET /v1/chat/completions)"},
 		{"no /v1 prefix", "GET", "/models", goodKey, ``, 404, "<null>", "Invalid URL"},
 	}

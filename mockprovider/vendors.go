@@ -14,6 +14,7 @@ const (
 	VendorAnthropic   = "anthropic"
 	VendorGemini      = "gemini"
 	VendorSiliconFlow = "siliconflow"
+	VendorAzure       = "azure"
 )
 
 // Vendor is a fake non-OpenAI provider for key checks.
@@ -84,9 +85,26 @@ func (v *Vendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // errorFor is what the vendor really answers for a failing behaviour.
-func (v *Vendor) errorFor(b Behavior) (int, http.Header, string) {
+func (v *Vendor) errorFor(b Behavior) (int, http.Header, string) { return vendorError(v.name, b) }
+
+// vendorError is what vendor (VendorAnthropic, VendorGemini, VendorAzure
+// or VendorSiliconFlow) really answers for a failing behaviour.
+func vendorError(vendor string, b Behavior) (int, http.Header, string) {
 	h := http.Header{}
-	switch v.name {
+	switch vendor {
+	case VendorAzure:
+		switch b {
+		case RateLimited:
+			h.Set("retry-after", "20")
+			return 429, h, `{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 20 seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit."}}`
+		case QuotaExhausted:
+			return 429, h, `{"error":{"code":"insufficient_quota","message":"You exceeded your current quota, please check your plan and billing details."}}`
+		case Overloaded:
+			return 503, h, `{"error":{"code":"ServiceUnavailable","message":"The service is temporarily unable to process your request. Please try again later."}}`
+		case ServerError:
+			return 500, h, `{"error":{"code":"InternalServerError","message":"The server had an error while processing your request. Sorry about that!"}}`
+		}
+		return 401, h, `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}}`
 	case VendorAnthropic:
 		switch b {
 		case RateLimited:

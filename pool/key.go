@@ -48,12 +48,6 @@ type Key struct {
 	modelsCache atomic.Pointer[[]string]
 }
 
-func newKey(h *hub, id, secret string, weight int) *Key {
-	k := &Key{ID: id, Weight: weight, hub: h}
-	k.setSecret(secret)
-	return k
-}
-
 func (k *Key) setSecret(s string) {
 	m := keygate.Mask(s)
 	k.secret.Store(&s)
@@ -171,7 +165,7 @@ type Slot struct {
 	Model     string
 	st        state
 	netStreak atomic.Int32 // network failures in a row
-	netSince  atomic.Int64 // when that streak began, unix nanoseconds
+	netSince  atomic.Int64 // the deployment's success count when that streak began
 }
 
 // admit reports whether an attempt may use the slot at now. A recovering

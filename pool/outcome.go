@@ -31,7 +31,7 @@ type Outcome struct {
 func (p *Pool) Report(a *Attempt, o Outcome) {
 	if !o.Failed {
 		a.Slot.netStreak.Store(0)
-		a.Deployment.lastSuccess.Store(o.Time.UnixNano())
+		a.Deployment.successes.Add(1)
 		p.Succeeded(a, o.Time, o.Latency)
 		return
 	}
@@ -50,8 +50,8 @@ func (p *Pool) networkStreak(a *Attempt, now time.Time) bool {
 	s := a.Slot
 	n := s.netStreak.Add(1)
 	if n == 1 {
-		s.netSince.Store(now.UnixNano())
+		s.netSince.Store(a.Deployment.successes.Load())
 	}
 	limit := int32(p.policy.Load().NetworkStreak)
-	return limit > 0 && n >= limit && a.Deployment.lastSuccess.Load() > s.netSince.Load()
+	return limit > 0 && n >= limit && a.Deployment.successes.Load() > s.netSince.Load()
 }

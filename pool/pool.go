@@ -20,10 +20,9 @@ type Deployment struct {
 	Fetched  *Slot
 	Slots    []*Slot
 	selector *selector
-	// lastSuccess is the latest success of any key here (unix
-	// nanoseconds): a key failing at the network level while its peers
-	// succeed is the one to blame.
-	lastSuccess atomic.Int64
+	// successes counts the successes of every key here: a key failing at
+	// the network level while its peers succeed is the one to blame.
+	successes atomic.Int64
 }
 
 // Group is every deployment that answers to one model_id.
@@ -107,7 +106,34 @@ type Pool struct {
 	mu     sync.Mutex // serialises Load; never taken on the request path
 	keys   map[string]*Key
 	slots  map[slotID]*Slot
-	hub    hub
+	// New keys and slots of a Load come from contiguous arrays in the
+	// order of the models' api_keys: round_robin then walks memory in
+	// order, which the CPU prefetches, instead of jumping between heap
+	// objects (at 100,000 keys a pick was two cache misses).
+	keySlab  slab[Key]
+	slotSlab slab[Slot]
+	hint     int // keys and slots this Load may still create
+	hub      hub
+}
+
+// slab hands out zero values from arrays allocated many at a time, each
+// twice the last (so a Load adding one key to a big pool allocates little),
+// at most what is left to create. An array lives while any of its elements
+// is in use.
+type slab[T any] struct {
+	free []T
+	last int
+}
+
+// next returns a fresh *T; hint is how many more may be asked for.
+func (s *slab[T]) next(hint int) *T {
+	if len(s.free) == 0 {
+		s.last = max(1, min(max(2*s.last, 16), hint))
+		s.free = make([]T, s.last)
+	}
+	x := &s.free[0]
+	s.free = s.free[1:]
+	return x
 }
 
 type slotID struct{ key, model string }
@@ -138,6 +164,11 @@ func (p *Pool) Load(models []keygate.Model) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	next := &snapshot{groups: map[string]*Group{}, keys: map[string]*Key{}}
+	p.hint = 0
+	for i := range models {
+		p.hint += len(models[i].APIKeys) + 1
+	}
+	defer func() { p.keySlab, p.slotSlab = slab[Key]{}, slab[Slot]{} }()
 	for i := range models {
 		m := models[i]
 		if m.Status == keygate.StatusDisabled {
@@ -214,10 +245,19 @@ func (p *Pool) keyFor(secret string, weight int) *Key {
 	id := p.hasher.ID(secret)
 	k := p.keys[id]
 	if k == nil {
-		k = newKey(&p.hub, id, secret, weight)
+		k = p.newKey(id, secret, weight)
 		p.keys[id] = k
 	}
 	k.Weight = weight
+	return k
+}
+
+// newKey makes a key. Called with p.mu held.
+func (p *Pool) newKey(id, secret string, weight int) *Key {
+	k := p.keySlab.next(p.hint)
+	p.hint--
+	k.ID, k.Weight, k.hub = id, weight, &p.hub
+	k.setSecret(secret)
 	return k
 }
 
@@ -230,7 +270,7 @@ func (p *Pool) fetchedKeyFor(src *keygate.KeySource) *Key {
 	id := p.hasher.ID(src.Identity())
 	k := p.keys[id]
 	if k == nil {
-		k = newKey(&p.hub, id, "", 0)
+		k = p.newKey(id, "", 0)
 		k.source.Store(src)
 		k.Expire()
 		p.keys[id] = k
@@ -245,7 +285,8 @@ func (p *Pool) slotFor(k *Key, model string) *Slot {
 	id := slotID{k.ID, model}
 	s := p.slots[id]
 	if s == nil {
-		s = &Slot{Key: k, Model: model}
+		s = p.slotSlab.next(p.hint)
+		s.Key, s.Model = k, model
 		p.slots[id] = s
 	}
 	k.addSlot(s)

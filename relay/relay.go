@@ -89,6 +89,10 @@ func NewTransport(responseHeaderTimeout time.Duration) *http.Transport {
 	t.MaxIdleConnsPerHost = 1024
 	t.IdleConnTimeout = 90 * time.Second
 	t.ResponseHeaderTimeout = responseHeaderTimeout
+	// The write buffer only gathers a request's headers (a body larger
+	// than it goes straight to the socket), and every open stream holds
+	// one: 1 KiB instead of 4 saves 30 MB at 10,000 streams.
+	t.WriteBufferSize = 1 << 10
 	return t
 }
 

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -30,54 +31,56 @@ func handleRelay(d Deps, dialect provider.Dialect, path, required string) http.H
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		body, err := readBody(w, r, d.MaxBodyBytes)
+		body, err := readBody(w, r, d.MaxBodyBytes, d.RequestReadTimeout)
 		if err != nil {
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		if !gjson.ValidBytes(body) {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "request body is not valid JSON"))
+		f, err := readFields(body, required)
+		if err != nil {
+			respond.Error(w, d.Logger, err)
 			return
 		}
-		model, need, stream := topFields(body, required)
-		if model.Type != gjson.String || model.Str == "" {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required field: model (a string)"))
-			return
-		}
-		if !need.Exists() {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required field: %s", required))
-			return
-		}
-		if stream.Exists() && stream.Type != gjson.True && stream.Type != gjson.False {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "field stream must be true or false"))
-			return
-		}
-		g := d.Pool.Group(model.Str)
-		if g == nil {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "The model `%s` does not exist", model.Str))
-			return
-		}
-		if !caller.AllowsModel(model.Str) {
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotAllowed, "this token may not use model `%s`", model.Str))
-			return
-		}
-		est := estimate(body, dialect, g)
-		res, refused := limit.Reserve(start, est.tokens, est.cost, caller.limits(d.modelRates.limit(g))...)
-		if refused != nil {
-			limitRefused(w, d, refused)
-			return
-		}
-		rec := d.Relay.Serve(w, r, &relay.Call{
-			Request: provider.Request{
-				Dialect: dialect, Path: path, Body: body, Model: model.Str, Stream: stream.Type == gjson.True,
-				RequestID: w.Header().Get(requestIDHeader), Header: provider.ForwardHeaders(r.Header),
-			},
-			Group: g, User: caller.User, Token: caller.Name, Start: start,
-			// A fallback model is tried only within its own limits.
-			Admit: func(fb *pool.Group) bool { return res.Add(d.modelRates.limit(fb)) == nil },
+		relayTo(d, w, r, caller, start, f.maxTokens, provider.Request{
+			Dialect: dialect, Path: path, Body: body, Model: f.model.Str, Stream: f.stream.Type == gjson.True,
 		})
-		res.Settle(d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens, rec.Cost)
 	})
+}
+
+// relayTo runs what every relayed route shares once its body is read: the
+// model's group, the caller's right to it, whether its provider serves the
+// route, limits and budget, the relay, and settling with the real usage.
+func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, start time.Time, maxTokens int, req provider.Request) {
+	g := d.Pool.Group(req.Model)
+	if g == nil {
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "The model `%s` does not exist", req.Model))
+		return
+	}
+	if !caller.AllowsModel(req.Model) {
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotAllowed, "this token may not use model `%s`", req.Model))
+		return
+	}
+	if !servesRoute(g, req.Dialect) {
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.EUnsupportedEndpoint, "model `%s` is served by a provider (%s) that has no /v1/%s endpoint",
+			req.Model, g.Deployments[0].Model.Provider, req.Path))
+		return
+	}
+	if err := translatable(g, &req); err != nil {
+		respond.Error(w, d.Logger, err)
+		return
+	}
+	est := estimate(req.Body, req.Dialect, maxTokens, g)
+	res, refused := limit.Reserve(start, est.tokens, est.cost, caller.limits(d.modelRates.limit(g))...)
+	rateHeaders(w.Header(), caller.rate, start)
+	if refused != nil {
+		limitRefused(w, d, refused)
+		return
+	}
+	req.RequestID, req.Header = w.Header().Get(requestIDHeader), provider.ForwardHeaders(r.Header)
+	rec := d.Relay.Serve(w, r, &relay.Call{Request: req, Group: g, User: caller.User, Token: caller.Name, Start: start,
+		// A fallback model is tried only within its own limits.
+		Admit: func(fb *pool.Group) bool { return res.Add(d.modelRates.limit(fb)) == nil }})
+	res.Settle(d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens, rec.Cost)
 }
 
 // limitRefused answers 429 for the limit that refused the request.
@@ -103,50 +106,41 @@ type cost struct {
 	cost   float64
 }
 
-func estimate(body []byte, dialect provider.Dialect, g *pool.Group) cost {
+func estimate(body []byte, dialect provider.Dialect, maxTokens int, g *pool.Group) cost {
 	prompt := len(body)/3 + 1
 	reply := 0
-	if dialect == provider.DialectChat {
-		reply = int(gjson.GetBytes(body, "max_tokens").Int())
-		if reply == 0 {
-			reply = int(gjson.GetBytes(body, "max_completion_tokens").Int())
+	generates := dialect == provider.DialectChat || dialect == provider.DialectMessages || dialect == provider.DialectResponses
+	if generates {
+		reply = maxTokens // checked: 0 (absent) or 1…maxReplyTokens, so a reservation is never negative
+		if dialect == provider.DialectResponses && reply == 0 {
+			reply = int(min(max(gjson.GetBytes(body, "max_output_tokens").Int(), 0), maxReplyTokens))
 		}
 	}
 	var in, out float64
 	for _, d := range g.Deployments {
 		in, out = max(in, d.Model.InputPrice), max(out, d.Model.OutputPrice)
-		if reply == 0 && dialect == provider.DialectChat && d.Model.MaxTokens > 0 {
+		if reply == 0 && generates && d.Model.MaxTokens > 0 {
 			reply = d.Model.MaxTokens
 		}
 	}
-	if reply <= 0 && dialect == provider.DialectChat {
-		reply = 1024 // also for a negative max_tokens: a reservation is never negative
+	if reply == 0 && generates {
+		reply = 1024
 	}
 	return cost{tokens: prompt + reply, cost: (float64(prompt)*in + float64(reply)*out) / 1e6}
 }
 
-// topFields reads model, required and stream from the top level of a
-// JSON object in one pass; the values it skips are not decoded.
-func topFields(body []byte, required string) (model, need, stream gjson.Result) {
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "model":
-			model = v
-		case "stream":
-			stream = v
-		case required:
-			need = v
-		}
-		return true
-	})
-	return model, need, stream
-}
-
 // readBody reads the whole body, refusing one over limit with 413.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, tooLarge(limit)
 	}
+	// A caller trickling its body must not hold a request (and its
+	// goroutine and buffer) for ever; the deadline goes once it is read.
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
 	size := r.ContentLength
 	if size < 0 || size > 1<<20 {
 		size = 512
@@ -157,12 +151,21 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
+			if deadline {
+				rc.SetReadDeadline(time.Time{}) // a stream may run for long after this
+			}
 			return buf, nil
 		}
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return nil, tooLarge(limit)
+			}
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				// The rest of the body will not come: no draining it.
+				w.Header().Set("Connection", "close")
+				return nil, keygate.Errorf(keygate.EInvalidRequest, "the request body did not arrive within %s", timeout)
 			}
 			return nil, keygate.Errorf(keygate.EInvalidRequest, "could not read request body: %v", err)
 		}
@@ -196,11 +199,7 @@ func handleModels(d Deps) http.Handler {
 			if !caller.AllowsModel(id) {
 				continue
 			}
-			owner := "keygate"
-			if g := d.Pool.Group(id); g != nil && len(g.Deployments) > 0 {
-				owner = g.Deployments[0].Model.Provider
-			}
-			data = append(data, modelEntry{ID: id, Object: "model", OwnedBy: owner})
+			data = append(data, modelObject(d.Pool.Group(id), id))
 		}
 		respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 	})
@@ -240,8 +239,15 @@ func handleReadyz(d Deps) http.Handler {
 	})
 }
 
-func handleNotFound() http.Handler {
+// handleNotFound answers a request no route took: 405 with Allow when the
+// path exists for other methods, else 404, both in the error shape.
+func handleNotFound(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			respond.Error(w, nil, keygate.Errorf(keygate.EMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+			return
+		}
 		respond.Error(w, nil, keygate.Errorf(keygate.ENotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
 }

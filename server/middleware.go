@@ -36,15 +36,17 @@ func withRequestID(next http.Handler) http.Handler {
 	})
 }
 
+// saneID reports whether a caller's request id is well formed (SPEC
+// section 2): 1 to 128 printable ASCII characters, so it is safe in a
+// header, a log line and a usage record.
 func saneID(id string) bool {
-	if id == "" || len(id) > 64 {
+	if id == "" || len(id) > 128 {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+		if c := id[i]; c < 0x20 || c > 0x7e {
 			return false
 		}
 	}
-	return true
+	return id[0] != ' ' && id[len(id)-1] != ' '
 }

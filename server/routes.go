@@ -14,10 +14,22 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /v1/chat/completions", chat)
 	mux.Handle("POST /api/v1/llm/chat", chat)
 	mux.Handle("POST /v1/embeddings", handleRelay(d, provider.DialectEmbeddings, "embeddings", "input"))
+	mux.Handle("POST /v1/responses", handleRelay(d, provider.DialectResponses, "responses", "input"))
+	mux.Handle("POST /v1/messages", handleMessages(d))
+	mux.Handle("POST /v1/messages/count_tokens", handleCountTokens(d))
+	mux.Handle("POST /v1/completions", handleRelay(d, provider.DialectCompletions, "completions", "prompt"))
+	for path, required := range map[string]string{"moderations": "input", "images/generations": "prompt",
+		"audio/speech": "input", "rerank": "query"} {
+		mux.Handle("POST /v1/"+path, handleRelay(d, provider.DialectOther, path, required))
+	}
+	for _, path := range []string{"audio/transcriptions", "audio/translations", "images/edits", "images/variations"} {
+		mux.Handle("POST /v1/"+path, handleMultipart(d, path))
+	}
 
 	models := handleModels(d)
-	mux.Handle("GET /v1/models", models)
+	mux.Handle("GET /v1/models", handleModelsAnthropic(d, models))
 	mux.Handle("GET /api/v1/llm/models", models)
+	mux.Handle("GET /v1/models/{id}", handleModel(d))
 
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(d))
@@ -81,5 +93,5 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		mux.Handle("POST /api/v1/auth/login", admin.HandleLogin(ad))
 	}
 
-	mux.Handle("/", handleNotFound())
+	mux.Handle("/", handleNotFound(mux))
 }

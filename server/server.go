@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
@@ -32,10 +33,12 @@ type Deps struct {
 	Auth         *Auth
 	Store        Pinger
 	MaxBodyBytes int64
-	Tokens       keygate.TokenStore
-	Usage        keygate.UsageReader
-	Checker      *keycheck.Checker
-	Metrics      http.Handler // GET /metrics, behind the admin credential; nil: no route
+	// RequestReadTimeout bounds reading a request body (default 60 s).
+	RequestReadTimeout time.Duration
+	Tokens             keygate.TokenStore
+	Usage              keygate.UsageReader
+	Checker            *keycheck.Checker
+	Metrics            http.Handler // GET /metrics, behind the admin credential; nil: no route
 	// ReloadTokens puts the stored tokens in force (after a change).
 	ReloadTokens func(ctx context.Context) error
 	// SharedLimits, if set, shares models' RPM/TPM with other replicas

@@ -55,6 +55,7 @@ const (
 	appToken    = "kg-test-app-token"
 	limitedTok  = "kg-test-limited-token"
 	expiredTok  = "kg-test-expired-token"
+	meteredTok  = "kg-test-metered-token"
 	healthyKey1 = "sk-healthy-one-111111"
 	healthyKey2 = "sk-healthy-two-222222"
 )
@@ -65,6 +66,9 @@ type setup struct {
 	models  func(base string) []keygate.Model
 	maxBody int64
 	policy  *keygate.KeyPolicy
+	tune    func(*relay.Relay) // changes to the relay's settings
+	// readTimeout bounds reading request bodies (default: the server's).
+	readTimeout time.Duration
 }
 
 func newFixture(t *testing.T, s setup) *fixture {
@@ -106,17 +110,22 @@ func newFixture(t *testing.T, s setup) *fixture {
 		{Name: "app", Token: appToken, User: "alice", Models: []string{"*"}},
 		{Name: "limited", Token: limitedTok, Models: []string{"text-embedding-3-small"}},
 		{Name: "old", Token: expiredTok, ExpiresAt: &past},
+		{Name: "metered", Token: meteredTok, RPM: 5, TPM: 100000},
 	})
 	if s.maxBody == 0 {
 		s.maxBody = 32 << 20
 	}
 	checker := &keycheck.Checker{Pool: f.pool, Client: http.DefaultClient, Clock: f.clock, Logger: logger}
+	rl := &relay.Relay{
+		Pool: f.pool, Client: &http.Client{Transport: relay.NewTransport(10 * time.Second)}, Recorder: f.rec,
+		Logger: logger, Clock: f.clock, MaxResponseBytes: 64 << 20,
+	}
+	if s.tune != nil {
+		s.tune(rl)
+	}
 	h := server.New(server.Deps{
-		Logger: logger, Clock: f.clock, Pool: f.pool, Auth: auth, MaxBodyBytes: s.maxBody, Checker: checker,
-		Relay: &relay.Relay{
-			Pool: f.pool, Client: &http.Client{Transport: relay.NewTransport(10 * time.Second)}, Recorder: f.rec,
-			Logger: logger, Clock: f.clock, MaxResponseBytes: 64 << 20,
-		},
+		Logger: logger, Clock: f.clock, Pool: f.pool, Auth: auth, MaxBodyBytes: s.maxBody, Checker: checker, Relay: rl,
+		RequestReadTimeout: s.readTimeout,
 	})
 	f.gateway = httptest.NewServer(h)
 	t.Cleanup(f.gateway.Close)

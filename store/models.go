@@ -35,7 +35,7 @@ var errNoKeyring = errors.New("store has no keyring (UseKeyring not called)")
 // modelColumns are the columns of a model's fields, in the order of modelArgs.
 var modelColumns = []string{"name", "model_id", "provider", "type", "description", "status", "base_url",
 	"auth_type", "key_usage_mode", "key_source", "upstream_model", "fallbacks", "supports_vision",
-	"max_tokens", "context_window", "input_price", "output_price", "rpm", "tpm", "temperature"}
+	"max_tokens", "context_window", "input_price", "output_price", "rpm", "tpm", "temperature", "headers", "api_version"}
 
 // keySourceAAD binds a sealed key_source to its column.
 var keySourceAAD = []byte("models.key_source")
@@ -58,10 +58,14 @@ func (db *DB) modelArgs(m *keygate.Model) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	headers, err := json.Marshal(m.Headers)
+	if err != nil || m.Headers == nil {
+		headers = []byte("{}")
+	}
 	return []any{text(m.Name), text(m.ModelID), text(m.Provider), text(m.Type), text(m.Description),
 		text(m.Status), text(m.BaseURL), text(m.AuthType), text(m.KeyUsageMode), source,
 		text(m.UpstreamModel), text(string(fallbacks)), m.SupportsVision, m.MaxTokens, m.ContextWindow,
-		finite(m.InputPrice), finite(m.OutputPrice), m.RPM, m.TPM, m.Temperature}, nil
+		finite(m.InputPrice), finite(m.OutputPrice), m.RPM, m.TPM, m.Temperature, text(string(headers)), text(m.APIVersion)}, nil
 }
 
 // ListModels returns the models matching f, ordered by id, with their keys
@@ -124,11 +128,12 @@ func (db *DB) queryModels(ctx context.Context, tx *sql.Tx, where string, args []
 			source    []byte
 			fallbacks string
 			temp      sql.NullFloat64
+			headers   string
 		)
 		if err := rows.Scan(&m.ID, &m.Origin, &m.Name, &m.ModelID, &m.Provider, &m.Type, &m.Description,
 			&m.Status, &m.BaseURL, &m.AuthType, &m.KeyUsageMode, &source, &m.UpstreamModel, &fallbacks,
 			&m.SupportsVision, &m.MaxTokens, &m.ContextWindow, &m.InputPrice, &m.OutputPrice, &m.RPM, &m.TPM,
-			&temp); err != nil {
+			&temp, &headers, &m.APIVersion); err != nil {
 			return nil, fmt.Errorf("scan: %w", err)
 		}
 		if temp.Valid {
@@ -139,6 +144,12 @@ func (db *DB) queryModels(ctx context.Context, tx *sql.Tx, where string, args []
 		}
 		if len(m.Fallbacks) == 0 {
 			m.Fallbacks = nil
+		}
+		if err := json.Unmarshal([]byte(headers), &m.Headers); err != nil {
+			return nil, fmt.Errorf("model %d: headers: %w", m.ID, err)
+		}
+		if len(m.Headers) == 0 {
+			m.Headers = nil
 		}
 		if source != nil {
 			plain, err := db.keyring.sealer.Open(source, keySourceAAD)

@@ -53,7 +53,7 @@ func fullModel() keygate.Model {
 			ExpireSeconds: 600, RefreshBeforeSeconds: 120, TimeoutSeconds: 10, Retries: 3, RetryIntervalMS: 1000},
 		UpstreamModel: "gpt-4-turbo-2024-04-09", Fallbacks: []string{"gpt-4o", "gpt-4o-mini"},
 		SupportsVision: true, MaxTokens: 4096, ContextWindow: 128000, InputPrice: 10, OutputPrice: 30,
-		RPM: 600, TPM: 200000, Temperature: &temp,
+		RPM: 600, TPM: 200000, Temperature: &temp, APIVersion: "2024-10-21",
 	}
 }
 

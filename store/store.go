@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -39,6 +40,9 @@ type DB struct {
 	r *sql.DB
 	// keyring seals provider keys and names them; set by UseKeyring.
 	keyring *keyring
+	// stmts are the prepared usage INSERTs of SQLite, by rows per statement.
+	stmtMu sync.Mutex
+	stmts  map[int]*sql.Stmt
 }
 
 var _ keygate.Store = (*DB)(nil)
@@ -174,6 +178,11 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes the database.
 func (db *DB) Close() error {
 	var err error
+	db.stmtMu.Lock()
+	for _, s := range db.stmts {
+		err = errors.Join(err, s.Close())
+	}
+	db.stmtMu.Unlock()
 	if db.r != db.w {
 		err = db.r.Close()
 	}

@@ -37,7 +37,7 @@ func TestPostgres(t *testing.T) {
 
 // newPostgresDatabase creates an empty database for one test, dropped when
 // the test ends, and returns its URL.
-func newPostgresDatabase(t *testing.T, admin string) string {
+func newPostgresDatabase(t testing.TB, admin string) string {
 	t.Helper()
 	ctx := context.Background()
 	a, err := sql.Open("pgx", admin)
@@ -414,6 +414,8 @@ func runStoreSuite(t *testing.T, newURL func(t *testing.T) string) {
 			t.Errorf("got %+v", got)
 		}
 	})
+
+	runRollupTests(t, open, newURL)
 
 	t.Run("Ping", func(t *testing.T) {
 		db := open(t, newURL(t))

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/keygate/keygate"
 )
@@ -128,60 +127,4 @@ func (db *DB) DeleteToken(ctx context.Context, id int64) error {
 		return keygate.Errorf(keygate.ENotFound, "no token with id %d", id)
 	}
 	return tx.Commit()
-}
-
-var groupColumns = map[string]string{"key": "key_id", "model": "model", "user": "user_name", "token": "token_name", "": "''"}
-
-// SumUsage totals usage records in a time range, grouped as asked.
-func (db *DB) SumUsage(ctx context.Context, q keygate.UsageQuery) ([]keygate.UsageTotal, error) {
-	col, ok := groupColumns[q.GroupBy]
-	if !ok {
-		return nil, keygate.Errorf(keygate.EInvalidRequest, "group_by: %q must be one of key, model, user, token", q.GroupBy)
-	}
-	var where []string
-	var args []any
-	add := func(cond string, v any) { where, args = append(where, cond), append(args, v) }
-	if !q.From.IsZero() {
-		add("time_ms >= ?", q.From.UnixMilli())
-	}
-	if !q.To.IsZero() {
-		add("time_ms < ?", q.To.UnixMilli())
-	}
-	if q.Token != "" {
-		add("token_name = ?", q.Token)
-	}
-	if q.User != "" {
-		add("user_name = ?", q.User)
-	}
-	sqlText := `SELECT ` + col + `, COUNT(*), CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT),
-		COALESCE(SUM(cost), 0) FROM usage_records`
-	if len(where) > 0 {
-		sqlText += " WHERE " + strings.Join(where, " AND ")
-	}
-	if q.GroupBy != "" {
-		sqlText += " GROUP BY " + col + " ORDER BY " + col
-	}
-	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("sum usage: %w", err)
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, db.rebind(sqlText), args...)
-	if err != nil {
-		return nil, fmt.Errorf("sum usage: %w", err)
-	}
-	defer rows.Close()
-	out := []keygate.UsageTotal{}
-	for rows.Next() {
-		var u keygate.UsageTotal
-		if err := rows.Scan(&u.Group, &u.Requests, &u.PromptTokens, &u.CompletionTokens, &u.Cost); err != nil {
-			return nil, fmt.Errorf("sum usage: scan: %w", err)
-		}
-		u.TotalTokens = u.PromptTokens + u.CompletionTokens
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sum usage: %w", err)
-	}
-	return out, tx.Commit()
 }

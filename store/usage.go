@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/keygate/keygate"
 )
@@ -26,52 +30,78 @@ const usageColumns = `time_ms, request_id, user_name, token_name, model, upstrea
 // usageColumnCount is the number of columns in usageColumns.
 const usageColumnCount = 16
 
-// insertChunkRows bounds one multi-row INSERT to 7,500 parameters, under
-// SQLite's limit of 32,766 and PostgreSQL's of 65,535.
+// insertChunkRows is how many rollup rows one SQLite upsert carries: 5,500
+// parameters, under SQLite's limit of 32,766.
 const insertChunkRows = 500
 
-// InsertUsage writes records in one transaction: all of them or none. An
-// empty batch does nothing.
+// InsertUsage writes records, and adds them to the per-minute rollups that
+// reports read, in one transaction: all of it or nothing. An empty batch
+// does nothing.
 func (db *DB) InsertUsage(ctx context.Context, records []keygate.UsageRecord) error {
 	if len(records) == 0 {
 		return nil
 	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("insert usage batch: %w", err)
-	}
-	defer tx.Rollback()
-
-	if db.dialect == DialectSQLite {
-		// In-process SQLite has no round trips to save: one prepared
-		// single-row statement is parsed once and skips the statement
-		// journal a multi-row INSERT needs.
-		stmt, err := tx.PrepareContext(ctx, db.insertUsageSQL(1))
-		if err != nil {
-			return fmt.Errorf("insert usage batch: %w", err)
-		}
-		defer stmt.Close()
-		for i := range records {
-			if _, err := stmt.ExecContext(ctx, usageArgs(records[i:i+1])...); err != nil {
-				return fmt.Errorf("insert usage batch of %d: %w", len(records), err)
-			}
-		}
+	var err error
+	if db.dialect == DialectPostgres {
+		err = db.insertUsagePostgres(ctx, records)
 	} else {
-		// A multi-row INSERT is one round trip per chunk to a PostgreSQL
-		// across a network.
-		for chunk := range slices.Chunk(records, insertChunkRows) {
-			if _, err := tx.ExecContext(ctx, db.insertUsageSQL(len(chunk)), usageArgs(chunk)...); err != nil {
-				return fmt.Errorf("insert usage batch of %d: %w", len(records), err)
-			}
-		}
+		err = db.insertUsageSQLite(ctx, records)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("insert usage batch of %d: commit: %w", len(records), err)
+	if err != nil {
+		return fmt.Errorf("insert usage batch of %d: %w", len(records), err)
 	}
 	return nil
 }
 
-func (db *DB) insertUsageSQL(rows int) string {
+// insertUsageSQLite writes the records with multi-row INSERTs (in process,
+// what SQLite charges per statement is the VDBE setup and the driver's
+// per-call work, which one statement for many rows pays once) and upserts
+// one rollup row per minute and group.
+func (db *DB) insertUsageSQLite(ctx context.Context, records []keygate.UsageRecord) error {
+	groups := rollUp(records)
+	// Prepared before the transaction: a SQLite file's writer pool has one
+	// connection, which the transaction holds.
+	many, err := db.sqliteInsert(ctx, sqliteInsertRows)
+	if err != nil {
+		return err
+	}
+	one, err := db.sqliteInsert(ctx, 1)
+	if err != nil {
+		return err
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	many, one = tx.StmtContext(ctx, many), tx.StmtContext(ctx, one)
+	args := make([]any, 0, sqliteInsertRows*usageColumnCount)
+	for len(records) > 0 {
+		n, stmt := sqliteInsertRows, many
+		if len(records) < n {
+			n, stmt = 1, one
+		}
+		args = usageArgs(args[:0], records[:n])
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		records = records[n:]
+	}
+	for chunk := range slices.Chunk(groups, insertChunkRows) {
+		args = args[:0]
+		for _, g := range chunk {
+			args = append(args, g.minute, g.model, g.keyID, g.user, g.token,
+				g.requests, g.errors, g.prompt, g.completion, g.latency, g.cost)
+		}
+		if _, err := tx.ExecContext(ctx, upsertMinutesSQL(len(chunk)), args...); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// insertUsageSQL is an INSERT of rows records, in SQLite's placeholders.
+func insertUsageSQL(rows int) string {
 	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	var b strings.Builder
 	b.Grow(64 + len(usageColumns) + rows*(len(row)+2))
@@ -84,20 +114,186 @@ func (db *DB) insertUsageSQL(rows int) string {
 		}
 		b.WriteString(row)
 	}
-	return db.rebind(b.String())
+	return b.String()
 }
 
-func usageArgs(records []keygate.UsageRecord) []any {
-	args := make([]any, 0, len(records)*usageColumnCount)
+// sqliteInsertRows is how many records one prepared SQLite INSERT carries;
+// what is left of a batch goes one row at a time. Parsing a statement costs
+// more than the rows it writes, so both are prepared once per DB.
+const sqliteInsertRows = 32
+
+// sqliteInsert returns the prepared INSERT of rows records.
+func (db *DB) sqliteInsert(ctx context.Context, rows int) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if s := db.stmts[rows]; s != nil {
+		return s, nil
+	}
+	s, err := db.w.PrepareContext(ctx, insertUsageSQL(rows))
+	if err != nil {
+		return nil, err
+	}
+	if db.stmts == nil {
+		db.stmts = map[int]*sql.Stmt{}
+	}
+	db.stmts[rows] = s
+	return s, nil
+}
+
+// upsertMinutesSQL adds rows of sums to usage_minutes. The batch's groups
+// are distinct, as one statement must not touch a row twice.
+func upsertMinutesSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO usage_minutes (minute_ms, model, key_id, user_name, token_name,
+	requests, errors, prompt_tokens, completion_tokens, latency_ms, cost) VALUES `)
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(upsertMinutesConflict)
+	return b.String()
+}
+
+// upsertMinutesConflict makes a rollup write an addition, so batches (and
+// replicas sharing one PostgreSQL) that hit the same minute add up.
+const upsertMinutesConflict = ` ON CONFLICT (minute_ms, model, key_id, user_name, token_name) DO UPDATE SET
+	requests = usage_minutes.requests + excluded.requests,
+	errors = usage_minutes.errors + excluded.errors,
+	prompt_tokens = usage_minutes.prompt_tokens + excluded.prompt_tokens,
+	completion_tokens = usage_minutes.completion_tokens + excluded.completion_tokens,
+	latency_ms = usage_minutes.latency_ms + excluded.latency_ms,
+	cost = usage_minutes.cost + excluded.cost`
+
+// insertUsagePostgres copies the records in with COPY (one round trip and
+// no SQL to parse for the whole batch) and upserts the rollups with one
+// statement over arrays, in one pgx transaction on a pooled connection.
+func (db *DB) insertUsagePostgres(ctx context.Context, records []keygate.UsageRecord) error {
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(ctx)
+		groups := rollUp(records)
+		row := make([]any, 0, usageColumnCount)
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"usage_records"}, usageColumnNames,
+			pgx.CopyFromFunc(func() ([]any, error) {
+				if len(records) == 0 {
+					return nil, nil
+				}
+				row = usageArgs(row[:0], records[:1])
+				records = records[1:]
+				return row, nil
+			}))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, upsertMinutesPostgres, minuteArrays(groups)...); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	})
+}
+
+// usageColumnNames are usageColumns, for COPY.
+var usageColumnNames = strings.Fields(strings.ReplaceAll(usageColumns, ",", " "))
+
+// usageArgs appends the column values of records to dst.
+func usageArgs(dst []any, records []keygate.UsageRecord) []any {
 	for _, r := range records {
-		cost := finite(r.Cost)
-		args = append(args,
+		dst = append(dst,
 			r.Time.UnixMilli(), text(r.RequestID), text(r.User), text(r.Token),
 			text(r.Model), text(r.UpstreamModel), text(r.KeyID),
 			r.Status, r.Attempts, r.PromptTokens, r.CompletionTokens,
-			r.LatencyMS, r.TTFTMS, cost, r.Stream, text(r.UsageSource))
+			r.LatencyMS, r.TTFTMS, finite(r.Cost), r.Stream, text(r.UsageSource))
 	}
-	return args
+	return dst
+}
+
+// minuteMS is the length of a rollup's minute in milliseconds.
+const minuteMS = 60_000
+
+// minuteOf is the start of the minute holding ms, a UTC unix millisecond.
+func minuteOf(ms int64) int64 {
+	m := ms - ms%minuteMS
+	if ms < 0 && m != ms {
+		m -= minuteMS
+	}
+	return m
+}
+
+// minuteGroup is one usage_minutes row's share of a batch.
+type minuteGroup struct {
+	minute                      int64
+	model, keyID, user, token   string
+	requests, errors            int64
+	prompt, completion, latency int64
+	cost                        float64
+}
+
+type minuteKey struct {
+	minute                    int64
+	model, keyID, user, token string
+}
+
+// rollUp sums records by minute and group, in the order of the rollups'
+// primary key: replicas upserting the same rows lock them in one order,
+// so they cannot deadlock.
+func rollUp(records []keygate.UsageRecord) []minuteGroup {
+	index := make(map[minuteKey]int, 16)
+	groups := make([]minuteGroup, 0, 16)
+	for i := range records {
+		r := &records[i]
+		k := minuteKey{minuteOf(r.Time.UnixMilli()), text(r.Model), text(r.KeyID), text(r.User), text(r.Token)}
+		j, ok := index[k]
+		if !ok {
+			j = len(groups)
+			index[k] = j
+			groups = append(groups, minuteGroup{minute: k.minute, model: k.model, keyID: k.keyID, user: k.user, token: k.token})
+		}
+		g := &groups[j]
+		g.requests++
+		if r.Status >= 400 {
+			g.errors++
+		}
+		g.prompt += int64(r.PromptTokens)
+		g.completion += int64(r.CompletionTokens)
+		g.latency += r.LatencyMS
+		g.cost += finite(r.Cost)
+	}
+	slices.SortFunc(groups, func(a, b minuteGroup) int {
+		return cmp.Or(cmp.Compare(a.minute, b.minute), cmp.Compare(a.model, b.model),
+			cmp.Compare(a.keyID, b.keyID), cmp.Compare(a.user, b.user), cmp.Compare(a.token, b.token))
+	})
+	return groups
+}
+
+// upsertMinutesPostgres adds a batch's rollups in one statement: one array
+// parameter per column, unnested into rows.
+const upsertMinutesPostgres = `INSERT INTO usage_minutes (minute_ms, model, key_id, user_name, token_name,
+	requests, errors, prompt_tokens, completion_tokens, latency_ms, cost)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+	$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[])` + upsertMinutesConflict
+
+func minuteArrays(groups []minuteGroup) []any {
+	n := len(groups)
+	minute, requests, errs := make([]int64, n), make([]int64, n), make([]int64, n)
+	prompt, completion, latency := make([]int64, n), make([]int64, n), make([]int64, n)
+	model, keyID, user, token := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	cost := make([]float64, n)
+	for i, g := range groups {
+		minute[i], model[i], keyID[i], user[i], token[i] = g.minute, g.model, g.keyID, g.user, g.token
+		requests[i], errs[i], prompt[i], completion[i], latency[i], cost[i] = g.requests, g.errors, g.prompt, g.completion, g.latency, g.cost
+	}
+	return []any{minute, model, keyID, user, token, requests, errs, prompt, completion, latency, cost}
 }
 
 // finite makes a cost storable. SQLite stores NaN as NULL, which NOT NULL
@@ -177,4 +373,109 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]keygate.UsageReco
 		return nil, fmt.Errorf("list usage: %w", err)
 	}
 	return out, nil
+}
+
+var groupColumns = map[string]string{"key": "key_id", "model": "model", "user": "user_name", "token": "token_name", "": "''"}
+
+// SumUsage totals usage in a time range, grouped as asked. The whole
+// minutes of the range are read from the rollups, the partial minutes at
+// its edges (at most two) from the raw records, so the answer is exactly
+// the sum over the records in [From, To) while a report over a day reads a
+// few thousand rollup rows rather than every request of it.
+func (db *DB) SumUsage(ctx context.Context, q keygate.UsageQuery) ([]keygate.UsageTotal, error) {
+	col, ok := groupColumns[q.GroupBy]
+	if !ok {
+		return nil, keygate.Errorf(keygate.EInvalidRequest, "group_by: %q must be one of key, model, user, token", q.GroupBy)
+	}
+	var (
+		parts []string
+		args  []any
+	)
+	// part adds one branch of the union: the rows of table whose time
+	// column is in [lo, hi) (a nil bound is open) and that pass the filters.
+	part := func(table, timeCol, requests string, lo, hi *int64) {
+		var where []string
+		if lo != nil {
+			where, args = append(where, timeCol+" >= ?"), append(args, *lo)
+		}
+		if hi != nil {
+			where, args = append(where, timeCol+" < ?"), append(args, *hi)
+		}
+		if q.Token != "" {
+			where, args = append(where, "token_name = ?"), append(args, q.Token)
+		}
+		if q.User != "" {
+			where, args = append(where, "user_name = ?"), append(args, q.User)
+		}
+		s := "SELECT " + col + " AS g, " + requests + " AS n, prompt_tokens AS p, completion_tokens AS c, cost FROM " + table
+		if len(where) > 0 {
+			s += " WHERE " + strings.Join(where, " AND ")
+		}
+		parts = append(parts, s)
+	}
+	raw := func(lo, hi *int64) { part("usage_records", "time_ms", "1", lo, hi) }
+
+	var from, to *int64
+	if !q.From.IsZero() {
+		v := q.From.UnixMilli()
+		from = &v
+	}
+	if !q.To.IsZero() {
+		v := q.To.UnixMilli()
+		to = &v
+	}
+	// [mFrom, mTo) is the whole minutes inside [from, to).
+	mFrom, mTo := from, to
+	if from != nil && minuteOf(*from) != *from {
+		v := minuteOf(*from) + minuteMS
+		mFrom = &v
+	}
+	if to != nil {
+		v := minuteOf(*to)
+		mTo = &v
+	}
+	if mFrom != nil && mTo != nil && *mFrom >= *mTo {
+		raw(from, to) // less than a whole minute
+	} else {
+		part("usage_minutes", "minute_ms", "requests", mFrom, mTo)
+		if from != nil && *mFrom != *from {
+			raw(from, mFrom)
+		}
+		if to != nil && *mTo != *to {
+			raw(mTo, to)
+		}
+	}
+
+	group := "''"
+	if q.GroupBy != "" {
+		group = "g"
+	}
+	sqlText := "SELECT " + group + `, CAST(COALESCE(SUM(n), 0) AS BIGINT), CAST(COALESCE(SUM(p), 0) AS BIGINT),
+		CAST(COALESCE(SUM(c), 0) AS BIGINT), COALESCE(SUM(cost), 0) FROM (` + strings.Join(parts, " UNION ALL ") + ") u"
+	if q.GroupBy != "" {
+		sqlText += " GROUP BY g ORDER BY g"
+	}
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sum usage: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, db.rebind(sqlText), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sum usage: %w", err)
+	}
+	defer rows.Close()
+	out := []keygate.UsageTotal{}
+	for rows.Next() {
+		var u keygate.UsageTotal
+		if err := rows.Scan(&u.Group, &u.Requests, &u.PromptTokens, &u.CompletionTokens, &u.Cost); err != nil {
+			return nil, fmt.Errorf("sum usage: scan: %w", err)
+		}
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sum usage: %w", err)
+	}
+	return out, tx.Commit()
 }

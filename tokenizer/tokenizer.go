@@ -6,14 +6,16 @@ package tokenizer
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/pkoukk/tiktoken-go"
 	tiktoken_loader "github.com/pkoukk/tiktoken-go-loader"
 )
 
 var (
-	once sync.Once
-	enc  *tiktoken.Tiktoken
+	once   sync.Once
+	enc    *tiktoken.Tiktoken
+	loaded atomic.Bool
 )
 
 func load() {
@@ -21,6 +23,7 @@ func load() {
 	// The embedded data cannot fail to load; if it ever did, Count falls
 	// back to an estimate rather than failing a request.
 	enc, _ = tiktoken.GetEncoding("o200k_base")
+	loaded.Store(true)
 }
 
 // Count returns the number of tokens in text.

@@ -1,9 +1,9 @@
 // Command keygate-load is keygate's load harness: it starts the mock
 // provider, keygate and a bare httputil.ReverseProxy on loopback, drives
-// each with the same requests and prints one table against issue 8's
-// targets. See package loadtest.
+// each with the same requests and prints one table against issues 8's
+// and 17's targets. See package loadtest.
 //
-//	go run ./cmd/keygate-load                 # a full run, about 90 s
+//	go run ./cmd/keygate-load                 # a full run, about 4 min
 //	go run ./cmd/keygate-load -smoke          # seconds; checks it works
 //	go run ./cmd/keygate-load -cpuprofile keygate.pprof -json result.json
 package main
@@ -40,16 +40,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&full.Duration, "duration", 5*time.Second, "length of each timed phase")
 	fs.IntVar(&full.Conns, "conns", 64, "connections of the throughput phases")
 	fs.IntVar(&full.Streams, "streams", 1000, "streams held open at once for the RSS phase")
-	smoke := fs.Bool("smoke", false, "a run of seconds that checks the harness works (overrides -duration, -conns, -streams)")
+	fs.IntVar(&full.ManyStreams, "many-streams", 10_000, "streams opened in ten steps and held at once for the many-streams phase")
+	smoke := fs.Bool("smoke", false, "a run of seconds that checks the harness works (overrides -duration, -conns, -streams, -many-streams)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	fs.StringVar(&full.CPUProfile, "cpuprofile", "", "write keygate's CPU profile of the throughput phase to this file")
+	fs.StringVar(&full.MemProfile, "memprofile", "", "write keygate's heap profile, with every stream of the many-streams phase open, to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	opts := full
 	if *smoke {
 		opts = loadtest.Smoke()
-		opts.CPUProfile = full.CPUProfile
+		opts.CPUProfile, opts.MemProfile = full.CPUProfile, full.MemProfile
 	}
 	opts.Log = stderr
 

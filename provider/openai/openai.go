@@ -13,9 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keygate/keygate/dialect"
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/jsonx"
 	"github.com/keygate/keygate/provider"
+	"github.com/keygate/keygate/provider/bridge"
 	"github.com/keygate/keygate/sse"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -29,12 +31,15 @@ type Adapter struct{}
 // Name implements provider.Adapter.
 func (Adapter) Name() string { return "openai" }
 
-// Serves implements provider.Adapter: every OpenAI route. The Anthropic
-// Messages dialect needs a translation this adapter does not make.
-func (Adapter) Serves(d provider.Dialect) bool { return d != provider.DialectMessages }
+// Serves implements provider.Adapter: every OpenAI route, and Anthropic
+// Messages callers through chat completions (messages.go).
+func (Adapter) Serves(d provider.Dialect) bool { return true }
 
 // NewRequest implements provider.Adapter.
 func (Adapter) NewRequest(ctx context.Context, req *provider.Request, t provider.Target) (*http.Request, error) {
+	if translated(req.Dialect) {
+		return translatedRequest(ctx, req, t)
+	}
 	body := upstreamBody(req, t)
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, join(t.Model.BaseURL, req.Path), bytes.NewReader(body))
 	if err != nil {
@@ -53,10 +58,14 @@ func join(base, path string) string { return strings.TrimRight(base, "/") + "/" 
 // it is billed. Otherwise the caller's bytes go out untouched.
 func upstreamBody(req *provider.Request, t provider.Target) []byte {
 	body := req.Body
-	if !isJSON(req.ContentType) {
-		return body // a multipart upload: relayed as it is
-	}
 	m := t.Model
+	if !isJSON(req.ContentType) {
+		// A multipart upload: relayed as it is, but for its model field.
+		if m.UpstreamName() != req.Model {
+			return bridge.RenameFormModel(body, req.ContentType, m.UpstreamName())
+		}
+		return body
+	}
 	if m.UpstreamName() != req.Model {
 		if b, err := sjson.SetBytes(body, "model", m.UpstreamName()); err == nil {
 			body = b
@@ -85,6 +94,9 @@ func isJSON(ct string) bool { return ct == "" || strings.HasPrefix(ct, "applicat
 
 // Answer implements provider.Adapter.
 func (Adapter) Answer(req *provider.Request, status int, h http.Header, body []byte, now time.Time) ([]byte, provider.Usage, *provider.Failure) {
+	if translated(req.Dialect) {
+		return translatedAnswer(req, body, now)
+	}
 	if req.Dialect == provider.DialectOther && !isJSON(h.Get("Content-Type")) {
 		return body, provider.Usage{}, nil // audio, an image: bytes for the caller
 	}
@@ -180,6 +192,9 @@ func malformed(reason string) *provider.Failure {
 
 // Failure implements provider.Adapter.
 func (Adapter) Failure(req *provider.Request, status int, h http.Header, body []byte, now time.Time) provider.Failure {
+	if translated(req.Dialect) {
+		return translatedFailure(req, status, h, body, now)
+	}
 	return failure(req, status, h, body, now)
 }
 
@@ -293,6 +308,12 @@ func (Adapter) CheckRequest(ctx context.Context, t provider.Target) (*http.Reque
 
 // Stream implements provider.Adapter.
 func (Adapter) Stream(req *provider.Request) provider.Stream {
+	if translated(req.Dialect) {
+		return bridge.NewStream(dialect.WireOpenAI, req, time.Now())
+	}
+	if req.Dialect == provider.DialectResponses {
+		return &responsesStream{}
+	}
 	return &stream{dialect: req.Dialect, hideUsage: req.Dialect == provider.DialectChat && !callerAskedUsage(req)}
 }
 
