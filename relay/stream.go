@@ -45,7 +45,7 @@ func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFu
 			}
 			switch {
 			case errors.Is(err, io.EOF):
-				if !done && endsWithDone(a.a.Deployment.Model.Provider) {
+				if !done && endsWithDone(a.a.Deployment.Model.Provider, c.Dialect) {
 					// Recorded as the truncated stream it was, not a clean 200.
 					rec.Status = http.StatusBadGateway
 					r.Logger.Warn("stream ended without [DONE]", "request_id", c.RequestID, "model", a.group, "key_id", a.a.Key().ID)
@@ -134,9 +134,12 @@ func shutdownEvent(d provider.Dialect) []byte {
 
 var doneData = []byte("[DONE]")
 
-// endsWithDone reports whether a provider's streams end with data: [DONE]
-// (the OpenAI wire format), so one that stops without it was cut.
-func endsWithDone(p string) bool { return p == "" || p == "openai" || p == "azure" }
+// endsWithDone reports whether the upstream stream ends with data: [DONE]
+// (OpenAI's chat and legacy completions; its Responses API does not), so
+// one that stops without it was cut.
+func endsWithDone(p string, d provider.Dialect) bool {
+	return (p == "" || p == "openai" || p == "azure") && (d == provider.DialectChat || d == provider.DialectCompletions)
+}
 
 // streamFailure is a stream that ended before its first event.
 func (a *attempt) streamFailure(ctx, actx context.Context, err error) result {

@@ -80,6 +80,21 @@ func (a *Auth) UseLogins(l LoginChecker) { a.logins = l }
 // and that the user still exists (see SetUsers).
 func (a *Auth) UseClientLogins(s *secret.Signer) { a.signer = s }
 
+// renewLimits keeps a limiter and a budget whose caps did not change (and
+// with them their windows and spending), and makes new ones for those that did.
+func renewLimits(rate *limit.Rate, budget *limit.Budget, rpm, tpm int, b *keygate.Budget) (*limit.Rate, *limit.Budget) {
+	if rate == nil || rate.RPM != rpm || rate.TPM != tpm {
+		rate = limit.NewRate(rpm, tpm)
+	}
+	switch {
+	case b == nil:
+		budget = nil
+	case budget == nil || budget.Amount != b.Amount || budget.Period != b.Period:
+		budget = limit.NewBudget(b.Amount, b.Period)
+	}
+	return rate, budget
+}
+
 // loginUser is a user as the client API sees their login token: their
 // name and limits. The limiters live as long as the user, across reloads.
 type loginUser struct {
@@ -102,15 +117,7 @@ func (a *Auth) SetUsers(users []keygate.User) {
 		if prev := old[u.ID]; prev != nil && prev.name == u.Username {
 			lu.rate, lu.budget = prev.rate, prev.budget
 		}
-		if lu.rate == nil || lu.rate.RPM != u.RPM || lu.rate.TPM != u.TPM {
-			lu.rate = limit.NewRate(u.RPM, u.TPM)
-		}
-		switch {
-		case u.Budget == nil:
-			lu.budget = nil
-		case lu.budget == nil || lu.budget.Amount != u.Budget.Amount || lu.budget.Period != u.Budget.Period:
-			lu.budget = limit.NewBudget(u.Budget.Amount, u.Budget.Period)
-		}
+		lu.rate, lu.budget = renewLimits(lu.rate, lu.budget, u.RPM, u.TPM, u.Budget)
 		m[u.ID] = lu
 	}
 	a.users.Store(&m)
@@ -178,15 +185,7 @@ func (a *Auth) SetTokens(specs []keygate.TokenSpec) {
 		if prev := old[sum]; prev != nil {
 			t.rate, t.budget = prev.rate, prev.budget
 		}
-		if t.rate == nil || t.rate.RPM != s.RPM || t.rate.TPM != s.TPM {
-			t.rate = limit.NewRate(s.RPM, s.TPM)
-		}
-		switch {
-		case s.Budget == nil:
-			t.budget = nil
-		case t.budget == nil || t.budget.Amount != s.Budget.Amount || t.budget.Period != s.Budget.Period:
-			t.budget = limit.NewBudget(s.Budget.Amount, s.Budget.Period)
-		}
+		t.rate, t.budget = renewLimits(t.rate, t.budget, s.RPM, s.TPM, s.Budget)
 		a.share(t)
 		next[sum] = t
 	}

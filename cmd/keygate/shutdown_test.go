@@ -29,24 +29,14 @@ func TestSIGTERMEndsALongStreamCleanly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "keygate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	mock := mockprovider.New(mockprovider.Options{ChunkDelay: time.Second, Words: 50,
 		Keys: map[string]mockprovider.Behavior{"sk-longstream-key-0001": mockprovider.OK}})
 	provider := httptest.NewServer(mock)
 	defer provider.Close()
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	dir := t.TempDir()
 	db := filepath.Join(dir, "keygate.db")
-	cfg := fmt.Sprintf(`listen: %s
+	base, cmd, logs := startKeygate(t, dir, func(addr string) string {
+		return fmt.Sprintf(`listen: %s
 database_url: sqlite://%s
 admin_token: kg-admin-longstream
 shutdown_timeout: 2s
@@ -56,28 +46,7 @@ models:
     base_url: %s/v1
     api_keys: [sk-longstream-key-0001]
 `, addr, db, provider.URL)
-	if err := os.WriteFile(filepath.Join(dir, "keygate.yaml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "keygate.yaml"))
-	cmd.Dir = dir
-	var logs strings.Builder
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	base := "http://" + addr
-	for i := 0; ; i++ {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i > 200 {
-			t.Fatalf("keygate did not start:\n%s", logs.String())
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	})
 
 	req, _ := http.NewRequest("POST", base+"/v1/chat/completions",
 		strings.NewReader(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"tell me a long story"}]}`))
@@ -139,5 +108,45 @@ models:
 	r := recs[0]
 	if r.UsageSource != keygate.UsagePartial || r.CompletionTokens == 0 || r.PromptTokens == 0 || r.Status == 200 {
 		t.Fatalf("the cut stream's record must be partial, with the tokens relayed so far, not a clean 200: %+v", r)
+	}
+}
+
+// startKeygate builds the binary into dir, writes the config config(addr)
+// gives for a free loopback address, starts `keygate serve` on it and
+// waits until it answers /healthz. It returns the base URL, the process
+// and its stderr.
+func startKeygate(t *testing.T, dir string, config func(addr string) string) (string, *exec.Cmd, *strings.Builder) {
+	t.Helper()
+	bin := filepath.Join(dir, "keygate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	if err := os.WriteFile(filepath.Join(dir, "keygate.yaml"), []byte(config(addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "keygate.yaml"))
+	cmd.Dir = dir
+	logs := &strings.Builder{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			return base, cmd, logs
+		}
+		if i > 200 {
+			t.Fatalf("keygate did not start:\n%s", logs.String())
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
 }
