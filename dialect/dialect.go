@@ -176,11 +176,12 @@ func Quote(s string) string { return string(AppendString(nil, s)) }
 // AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
 func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
-	b = appendEscaped(b, s)
+	b = AppendEscaped(b, s)
 	return append(b, '"')
 }
 
-func appendEscaped(b []byte, s string) []byte {
+// AppendEscaped appends the inside of a JSON string, without the quotes.
+func AppendEscaped(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(s); {
@@ -310,9 +311,9 @@ func appendImageURL(b []byte, p *Part) []byte {
 		return AppendString(b, p.URL)
 	}
 	b = append(b, `"data:`...)
-	b = appendEscaped(b, p.MediaType)
+	b = AppendEscaped(b, p.MediaType)
 	b = append(b, ";base64,"...)
-	b = appendEscaped(b, p.Data)
+	b = AppendEscaped(b, p.Data)
 	return append(b, '"')
 }
 

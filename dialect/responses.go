@@ -215,7 +215,7 @@ func appendFunctionCallItem(b []byte, p *Part, status, args string) []byte {
 func appendItemID(b []byte, prefix, respID string, n int) []byte {
 	b = append(b, '"')
 	b = append(b, prefix...)
-	b = appendEscaped(b, respID)
+	b = AppendEscaped(b, respID)
 	b = append(b, '_')
 	b = appendInt(b, int64(n))
 	return append(b, '"')
