@@ -174,8 +174,9 @@ const upsertMinutesConflict = ` ON CONFLICT (minute_ms, model, key_id, user_name
 	cost = usage_minutes.cost + excluded.cost`
 
 // insertUsagePostgres copies the records in with COPY (one round trip and
-// no SQL to parse for the whole batch) and upserts the rollups with one
-// statement over arrays, in one pgx transaction on a pooled connection.
+// no SQL to parse for the whole batch) and upserts each rollup with one
+// statement over arrays, all sent as one pgx batch, in one transaction on
+// a pooled connection.
 func (db *DB) insertUsagePostgres(ctx context.Context, records []keygate.UsageRecord) error {
 	conn, err := db.w.Conn(ctx)
 	if err != nil {
@@ -203,13 +204,14 @@ func (db *DB) insertUsagePostgres(ctx context.Context, records []keygate.UsageRe
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, upsertMinutesPostgres, minuteArrays(groups)...); err != nil {
-			return err
-		}
+		// The rollups' upserts go in one round trip.
+		var batch pgx.Batch
+		batch.Queue(upsertMinutesPostgres, minuteArrays(groups)...)
 		for _, n := range narrowRollups {
-			if _, err := tx.Exec(ctx, n.upsertPostgres(), n.arrays(n.rows(groups))...); err != nil {
-				return err
-			}
+			batch.Queue(n.upsertPostgres(), n.arrays(n.rows(groups))...)
+		}
+		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+			return err
 		}
 		return tx.Commit(ctx)
 	})
