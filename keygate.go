@@ -240,7 +240,17 @@ type UsageRecord struct {
 	TTFTMS           int64
 	Cost             float64
 	Stream           bool
+	// UsageSource says where the token counts come from: UsageProvider,
+	// UsageEstimated or UsagePartial.
+	UsageSource string
 }
+
+// Where a usage record's token counts come from (SPEC section 6).
+const (
+	UsageProvider  = "provider"  // reported by the provider
+	UsageEstimated = "estimated" // counted by keygate's offline tokenizer
+	UsagePartial   = "partial"   // a stream cut before the provider's usage arrived: what was relayed
+)
 
 // Mask shows a secret as its first and last four characters (sk-a…wxyz).
 // Short secrets are hidden entirely.

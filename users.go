@@ -19,6 +19,16 @@ type User struct {
 	Role         string    `json:"role"`
 	PasswordHash string    `json:"-"`
 	CreatedAt    time.Time `json:"created_at"`
+	UserLimits
+}
+
+// UserLimits are a user's optional caps, those of a gateway token (SPEC
+// section 3), applied when the user's login token calls the client API.
+type UserLimits struct {
+	Models []string `json:"models,omitempty"` // default all
+	RPM    int      `json:"rpm,omitempty"`
+	TPM    int      `json:"tpm,omitempty"`
+	Budget *Budget  `json:"budget,omitempty"`
 }
 
 // UserStore keeps users.

@@ -33,6 +33,21 @@ type Deps struct {
 	Reload func(ctx context.Context) error
 	// UsersChanged is called after a user is created or deleted.
 	UsersChanged func(ctx context.Context) error
+	// AuditLogin, if set, records a login attempt: who tried (the
+	// username), what came of it (login, login.failed, login.throttled)
+	// and the answer's status.
+	AuditLogin func(r *http.Request, username, action string, status int)
+	// RemovingCredential, if set, is asked before a token or a user is
+	// deleted; an error refuses the deletion (the last way in).
+	RemovingCredential func(ctx context.Context) error
+}
+
+// mayRemoveCredential asks RemovingCredential, if set.
+func (d Deps) mayRemoveCredential(ctx context.Context) error {
+	if d.RemovingCredential == nil {
+		return nil
+	}
+	return d.RemovingCredential(ctx)
 }
 
 // HandleListKeys answers every key with its state; ?model= and ?status=

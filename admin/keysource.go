@@ -3,6 +3,8 @@ package admin
 import (
 	"maps"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
@@ -22,13 +24,48 @@ func maskedSource(ks keygate.KeySource) *keygate.KeySource {
 			*f = keygate.Mask(*f)
 		}
 	}
+	ks.URL, ks.TokenURL = maskURL(ks.URL), maskURL(ks.TokenURL)
 	return &ks
+}
+
+// maskURL masks what a URL may carry secretly: every query value (a key
+// service's ?appSecret=…) and a password.
+func maskURL(raw string) string {
+	if raw == "" {
+		return raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		head, _, _ := strings.Cut(raw, "?")
+		return head
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "****")
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k, vs := range q {
+			for i := range vs {
+				vs[i] = keygate.Mask(vs[i])
+			}
+			q[k] = vs
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // keepMaskedSecrets gives back their stored values to the secrets of ks
 // sent back masked, as GET shows them, so an answer can be edited and sent
 // back without retyping them.
 func keepMaskedSecrets(ks, stored *keygate.KeySource) {
+	for _, f := range []struct{ in, old *string }{{&ks.URL, &stored.URL}, {&ks.TokenURL, &stored.TokenURL}} {
+		if *f.old != "" && *f.in == maskURL(*f.old) {
+			*f.in = *f.old
+		}
+	}
 	for h, v := range ks.Headers {
 		if old, ok := stored.Headers[h]; ok && v == keygate.Mask(old) {
 			ks.Headers[h] = old

@@ -3,7 +3,9 @@ package admin
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -15,6 +17,9 @@ import (
 type Logins struct {
 	Users  keygate.UserStore
 	Signer *secret.Signer
+	// Throttle, if set, locks out repeated failures and caps concurrent
+	// password hashing.
+	Throttle *Throttle
 }
 
 // Admin checks a login token on an operator route: valid and unexpired
@@ -65,6 +70,24 @@ func HandleLogin(d Deps) http.Handler {
 			respond.Error(w, d.Logger, invalid("login", problems))
 			return
 		}
+		th := d.Logins.Throttle
+		audit := func(action string, status int) {
+			if d.AuditLogin != nil {
+				d.AuditLogin(r, b.Username, action, status)
+			}
+		}
+		throttled := func(wait time.Duration) {
+			audit("login.throttled", http.StatusTooManyRequests)
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+			d.Logger.Warn("login throttled", "user", b.Username, "remote", r.RemoteAddr)
+			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "too many failed logins; retry in %s", wait.Round(time.Second)))
+		}
+		if th != nil {
+			if wait := th.wait(b.Username, r); wait > 0 {
+				throttled(wait)
+				return
+			}
+		}
 		u, err := d.Logins.Users.FindUserByName(r.Context(), b.Username)
 		if err != nil && keygate.ErrorCode(err) != keygate.ENotFound {
 			respond.Error(w, d.Logger, err)
@@ -74,10 +97,32 @@ func HandleLogin(d Deps) http.Handler {
 		if u != nil {
 			hash = u.PasswordHash
 		}
-		if !secret.CheckPassword(hash, b.Password) {
+		ok := true
+		if th != nil {
+			var wait time.Duration
+			ok, wait, err = th.hash(r.Context(), b.Username, r, func() bool { return secret.CheckPassword(hash, b.Password) })
+			if err != nil {
+				respond.Error(w, d.Logger, err)
+				return
+			}
+			if wait > 0 {
+				throttled(wait)
+				return
+			}
+		} else {
+			ok = secret.CheckPassword(hash, b.Password)
+		}
+		if !ok {
+			if th != nil {
+				th.failed(b.Username, r)
+			}
 			d.Logger.Warn("login failed", "user", b.Username, "remote", r.RemoteAddr)
+			audit("login.failed", http.StatusUnauthorized)
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidAPIKey, "invalid username or password"))
 			return
+		}
+		if th != nil {
+			th.succeeded(b.Username, r)
 		}
 		token, exp, err := d.Logins.Signer.Issue(u.ID, u.Username, u.Role)
 		if err != nil {
@@ -85,6 +130,7 @@ func HandleLogin(d Deps) http.Handler {
 			return
 		}
 		d.Logger.Info("login", "user", u.Username, "role", u.Role)
+		audit("login", http.StatusOK)
 		respond.JSON(w, http.StatusOK, map[string]any{"token": token, "expires_at": exp.UTC().Format(time.RFC3339)})
 	})
 }

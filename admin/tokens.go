@@ -89,6 +89,10 @@ func HandleDeleteToken(d TokenDeps) http.Handler {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.ENotFound, "no token with id %q", r.PathValue("id")))
 			return
 		}
+		if err := d.mayRemoveCredential(r.Context()); err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
 		if err := d.Tokens.DeleteToken(r.Context(), id); err != nil {
 			respond.Error(w, d.Logger, err)
 			return

@@ -23,6 +23,7 @@ func HandleCreateUser(d Deps) http.Handler {
 			Username string `json:"username"`
 			Password string `json:"password"`
 			Role     string `json:"role"`
+			keygate.UserLimits
 		}
 		if err := decode(w, r, maxBody, &b); err != nil {
 			respond.Error(w, d.Logger, err)
@@ -48,12 +49,18 @@ func HandleCreateUser(d Deps) http.Handler {
 			respond.Error(w, d.Logger, invalid("user", problems))
 			return
 		}
+		// The limits are those of a gateway token, checked the same way.
+		lim := keygate.TokenSpec{Name: b.Username, Models: b.Models, RPM: b.RPM, TPM: b.TPM, Budget: b.Budget}
+		if err := validateToken(&lim, d.Clock.Now()); err != nil {
+			respond.Error(w, d.Logger, err)
+			return
+		}
 		hash, err := secret.HashPassword(b.Password)
 		if err != nil {
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		u := keygate.User{Username: b.Username, Role: b.Role, PasswordHash: hash}
+		u := keygate.User{Username: b.Username, Role: b.Role, PasswordHash: hash, UserLimits: b.UserLimits}
 		if err := d.Users.CreateUser(r.Context(), &u); err != nil {
 			respond.Error(w, d.Logger, err)
 			return
@@ -85,6 +92,10 @@ func HandleDeleteUser(d Deps) http.Handler {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err != nil {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.ENotFound, "no user with id %q (ids are numbers)", r.PathValue("id")))
+			return
+		}
+		if err := d.mayRemoveCredential(r.Context()); err != nil {
+			respond.Error(w, d.Logger, err)
 			return
 		}
 		if err := d.Users.DeleteUser(r.Context(), id); err != nil {

@@ -3,6 +3,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/dashboard"
@@ -39,7 +41,7 @@ type Options struct {
 	Logger *slog.Logger
 	Clock  clockwork.Clock
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
-	// after the context ends (default 30 s).
+	// after the context ends (default: the config's shutdown_timeout).
 	ShutdownTimeout time.Duration
 }
 
@@ -51,6 +53,7 @@ type App struct {
 	store    *store.DB
 	pool     *pool.Pool
 	recorder *usage.Recorder
+	audit    *audit.Log
 	states   *stateWriter
 	checker  *keycheck.Checker
 	recovery *keycheck.Recovery
@@ -80,7 +83,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		a.clock = clockwork.NewRealClock()
 	}
 	if a.shutdown == 0 {
-		a.shutdown = 30 * time.Second
+		a.shutdown = cmp.Or(cfg.ShutdownTimeout, 60*time.Second)
 	}
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -100,14 +103,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		db.Close()
 		return nil, err
 	}
-	if a.auth.Open() {
-		if !config.IsLoopback(cfg.Listen) {
-			db.Close()
-			return nil, fmt.Errorf("refusing to listen on %s with no authentication: set KEYGATE_ADMIN_TOKEN or declare tokens", cfg.Listen)
-		}
-		a.log.Warn("no token configured: accepting every caller on the loopback address", "listen", cfg.Listen)
-	}
-
 	keyring, jwtKey, err := openSecrets(ctx, cfg, db, a.log)
 	if err != nil {
 		db.Close()
@@ -188,7 +183,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		m.Register(a.cluster.Collectors()...)
 		ready = append(ready, a.cluster.Problem)
 	}
-	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now)}
+	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now), Throttle: admin.NewThrottle(a.clock)}
 	a.auth.UseLogins(logins)
 	a.auth.UseClientLogins(logins.Signer)
 	if err := a.reloadUsers(ctx); err != nil {
@@ -197,14 +192,36 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 	sessions := dashboard.NewSessions(a.clock)
 	a.auth.UseSessions(sessions)
+	// Open mode is decided here, once: nothing at runtime can enter it.
+	if a.auth.DecideOpen() {
+		if !config.IsLoopback(cfg.Listen) {
+			db.Close()
+			return nil, fmt.Errorf("refusing to listen on %s with no authentication: set KEYGATE_ADMIN_TOKEN or declare tokens", cfg.Listen)
+		}
+		a.log.Warn("no token configured: accepting every caller on the loopback address", "listen", cfg.Listen)
+	}
+	a.audit = audit.New(db, a.log)
 	a.handler = server.New(server.Deps{
+		Audit: a.audit, AuditStore: db,
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
 		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, RequestReadTimeout: cfg.RequestReadTimeout, Tokens: db, Usage: db, ReloadTokens: a.announced("tokens", a.reloadTokens), Checker: a.checker,
 		Metrics: m.Handler(), SharedLimits: a.sharedLimits(), Ready: ready, UsageSeries: db, Sessions: sessions,
 		Admin: admin.Deps{Models: db, Keys: db, Users: db, Logins: logins,
-			Reload: a.announced("models", a.reload), UsersChanged: a.announced("users", a.reloadUsers)},
+			Reload: a.announced("models", a.reload), UsersChanged: a.announced("users", a.reloadUsers),
+			RemovingCredential: a.removingCredential},
 	})
 	return a, nil
+}
+
+// removingCredential refuses, on a non-loopback address, to remove the
+// last credential (gateway token or user) when there is no admin token:
+// the gateway would be left with no way in for anyone, its operator
+// included.
+func (a *App) removingCredential(ctx context.Context) error {
+	if config.IsLoopback(a.cfg.Listen) || a.auth.Credentials() > 1 {
+		return nil
+	}
+	return keygate.Errorf(keygate.EConflict, "refusing to remove the last credential of a gateway listening on %s: create another token or user first, or set KEYGATE_ADMIN_TOKEN", a.cfg.Listen)
 }
 
 // reloadTokens puts the stored tokens in force. A budget seen for the
@@ -261,13 +278,21 @@ func (a *App) Store() *store.DB { return a.store }
 // Serve answers on ln until ctx ends, then stops taking connections, lets
 // requests in flight finish, flushes every usage record and closes the store.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	// Requests run under base: when shutdown has waited shutdown_timeout,
+	// it is cancelled with relay.ErrShutdown, and the streams still running
+	// end with an error event and are recorded as cut.
+	base, cut := context.WithCancelCause(context.Background())
+	defer cut(nil)
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base }}
 	var wg sync.WaitGroup
 	recCtx, stopRec := context.WithCancel(context.Background())
 	defer stopRec()
 	wg.Add(3)
 	go func() { defer wg.Done(); a.recorder.Run(recCtx) }()
 	go func() { defer wg.Done(); a.states.run(recCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.audit.Run(recCtx) }()
 	go func() { defer wg.Done(); a.recovery.Run(recCtx) }()
 	if a.cluster != nil {
 		wg.Add(1)
@@ -284,15 +309,25 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		serveErr = err
 	case <-ctx.Done():
-		a.log.Info("shutting down: draining requests in flight")
+		a.log.Info("shutting down: draining requests in flight", "shutdown_timeout", a.shutdown.String())
 		sctx, cancel := context.WithTimeout(context.Background(), a.shutdown)
-		if err := srv.Shutdown(sctx); err != nil {
-			a.log.Error("shutdown: requests still in flight were cut off", "err", err)
-		}
+		err := srv.Shutdown(sctx)
 		cancel()
+		if err != nil {
+			a.log.Warn("shutdown: ending the requests still in flight", "shutdown_timeout", a.shutdown.String())
+			cut(relay.ErrShutdown)
+			// They end at once now; give them a moment to write their
+			// last event and their records.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := srv.Shutdown(sctx); err != nil {
+				a.log.Error("shutdown: requests still in flight were cut off", "err", err)
+				srv.Close()
+			}
+			cancel()
+		}
 	}
 
-	fctx, cancel := context.WithTimeout(context.Background(), a.shutdown)
+	fctx, cancel := context.WithTimeout(context.Background(), max(a.shutdown, 10*time.Second))
 	defer cancel()
 	if err := a.recorder.Close(fctx); err != nil {
 		a.log.Error("shutdown: usage records not written", "err", err)

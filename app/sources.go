@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/keysource"
 	"github.com/keygate/keygate/pool"
 )
@@ -13,6 +14,7 @@ import (
 // once it runs.
 type runningSource struct {
 	src  *keysource.Source
+	spec *keygate.KeySource // the spec it was built from: an edit restarts it
 	stop context.CancelFunc
 }
 
@@ -26,8 +28,16 @@ func (a *App) bindSources() error {
 	live := map[*pool.Key]bool{}
 	for _, k := range a.pool.FetchedKeys() {
 		live[k] = true
-		if a.sources[k] != nil {
-			continue
+		if rs := a.sources[k]; rs != nil {
+			if rs.spec == k.Source() {
+				continue
+			}
+			// The model's key_source was edited: restart its source.
+			if rs.stop != nil {
+				rs.stop()
+			}
+			delete(a.sources, k)
+			a.log.Info("key source edited: restarting it", "key_id", k.ID)
 		}
 		src, err := keysource.New(*k.Source(), keysource.Options{
 			Client: &http.Client{Transport: http.DefaultTransport},
@@ -40,9 +50,16 @@ func (a *App) bindSources() error {
 		if err != nil {
 			return err
 		}
-		src.OnChange(func(l keysource.Lease) { k.SetLease(l.Secret, l.ExpiresAt) })
+		rs := &runningSource{src: src, spec: k.Source()}
+		src.OnChange(func(l keysource.Lease) {
+			a.srcMu.Lock()
+			current := a.sources[k] == rs
+			a.srcMu.Unlock()
+			if current { // a source replaced by an edit installs nothing more
+				k.SetLease(l.Secret, l.ExpiresAt)
+			}
+		})
 		k.SetRefresher(refresher{src})
-		rs := &runningSource{src: src}
 		a.sources[k] = rs
 		if a.srcCtx != nil {
 			a.startSource(rs)

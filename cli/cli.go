@@ -45,7 +45,7 @@ func newRoot(env Env) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(env), newDemoCmd(env), newVersionCmd(env), newModelsCmd(env), newKeysCmd(env),
-		newTokensCmd(env), newStatusCmd(env), newReportCmd(env))
+		newTokensCmd(env), newStatusCmd(env), newReportCmd(env), newAuditCmd(env))
 	return root
 }
 

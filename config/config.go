@@ -39,6 +39,7 @@ type Config struct {
 	JWTSecret       string        `yaml:"jwt_secret"`       // KEYGATE_JWT_SECRET
 	MaxBodyBytes    int64         `yaml:"max_body_bytes"`   // KEYGATE_MAX_BODY_BYTES
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"` // a Go duration, e.g. "90s"; KEYGATE_UPSTREAM_TIMEOUT
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // how long requests in flight may finish after SIGTERM; KEYGATE_SHUTDOWN_TIMEOUT
 	LogLevel        string        `yaml:"log_level"`        // debug|info|warn|error; KEYGATE_LOG_LEVEL
 	// StreamIdleTimeout is how long a provider may send nothing once its
 	// answer's headers arrived (a stream between events, a plain answer's
@@ -75,6 +76,7 @@ func defaults() *Config {
 		DatabaseURL:     "sqlite://./data/keygate.db",
 		MaxBodyBytes:    32 << 20,
 		UpstreamTimeout: 300 * time.Second,
+		ShutdownTimeout: 60 * time.Second,
 		LogLevel:        "info",
 		KeyPolicy:       keygate.DefaultKeyPolicy(),
 		Pacing:          Pacing{MaxQueueWait: 5 * time.Second},
@@ -177,6 +179,14 @@ func (c *Config) applyEnv(get func(string) string, p *problems) {
 			c.MaxBodyBytes = n
 		}
 	}
+	if s := get("KEYGATE_SHUTDOWN_TIMEOUT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			p.add("KEYGATE_SHUTDOWN_TIMEOUT", "%q is not a duration such as 60s or 2m", s)
+		} else {
+			c.ShutdownTimeout = d
+		}
+	}
 	if s := get("KEYGATE_UPSTREAM_TIMEOUT"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
@@ -212,7 +222,11 @@ func modelDefaults(m *keygate.Model) {
 			s.ResultField = cmp.Or(s.ResultField, "result")
 		}
 		s.ExpireSeconds = cmp.Or(s.ExpireSeconds, 600)
-		s.RefreshBeforeSeconds = cmp.Or(s.RefreshBeforeSeconds, 120)
+		if s.RefreshBeforeSeconds == 0 && s.ExpireSeconds > 0 {
+			// A fifth of a short lifetime, as keysource does, so that
+			// expire_seconds: 60 alone is valid.
+			s.RefreshBeforeSeconds = min(120, s.ExpireSeconds/5)
+		}
 		s.TimeoutSeconds = cmp.Or(s.TimeoutSeconds, 10)
 		s.Retries = cmp.Or(s.Retries, 3)
 		s.RetryIntervalMS = cmp.Or(s.RetryIntervalMS, 1000)

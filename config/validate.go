@@ -76,6 +76,9 @@ func (c *Config) validate(p *problems) {
 	if c.UpstreamTimeout <= 0 {
 		p.add("upstream_timeout", "%s must be positive", c.UpstreamTimeout)
 	}
+	if c.ShutdownTimeout <= 0 {
+		p.add("shutdown_timeout", "%s must be positive", c.ShutdownTimeout)
+	}
 	notNegative(p, "stream_idle_timeout", c.StreamIdleTimeout)
 	notNegative(p, "request_read_timeout", c.RequestReadTimeout)
 	p.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
@@ -99,6 +102,41 @@ func (c *Config) validate(p *problems) {
 	if c.ZeroConfig != nil {
 		validateModel(p, c.ZeroConfig, zeroConfigName)
 		needsKeys(p, c.ZeroConfig, zeroConfigName)
+	}
+	c.validateReferences(p)
+	if c.AdminToken != "" && len(c.AdminToken) < MinAdminToken && !IsLoopback(c.Listen) {
+		p.add("admin_token", "must be at least %d characters on a non-loopback address (%s)", MinAdminToken, c.Listen)
+	}
+}
+
+// MinAdminToken is the shortest admin_token accepted off loopback.
+const MinAdminToken = 16
+
+// validateReferences refuses fallbacks and token models naming a model the
+// file does not declare: a typo there would fail over to nothing, or lock
+// a token out of the model it was made for. Only a file that declares its
+// models is checked; models added through the API live in the store.
+func (c *Config) validateReferences(p *problems) {
+	if len(c.Models) == 0 {
+		return
+	}
+	ids := map[string]bool{}
+	for _, m := range c.Models {
+		ids[m.ModelID] = true
+	}
+	for i, m := range c.Models {
+		for j, fb := range m.Fallbacks {
+			if !ids[fb] {
+				p.add(fmt.Sprintf("models[%d].fallbacks[%d]", i, j), "%q is not a model_id declared in models", fb)
+			}
+		}
+	}
+	for i, t := range c.Tokens {
+		for j, m := range t.Models {
+			if m != "*" && !ids[m] {
+				p.add(fmt.Sprintf("tokens[%d].models[%d]", i, j), "%q is not a model_id declared in models", m)
+			}
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,9 +31,20 @@ func (c *Config) readYAML(path string, explicit bool, get func(string) string) e
 		return fmt.Errorf("read config: %w", err)
 	}
 	c.Source = path
+	// An unset variable stops the start (SPEC section 1): a misspelt
+	// ${KEYGATE_ADMIN_TOKN} must not start a gateway with no admin token.
+	var unset []string
 	data = varRef.ReplaceAllFunc(data, func(ref []byte) []byte {
-		return []byte(get(string(ref[2 : len(ref)-1])))
+		name := string(ref[2 : len(ref)-1])
+		v := get(name)
+		if v == "" && !slices.Contains(unset, name) {
+			unset = append(unset, name)
+		}
+		return []byte(v)
 	})
+	if len(unset) > 0 {
+		return fmt.Errorf("invalid config: %s: ${%s} is not set in the environment or .env", path, strings.Join(unset, "}, ${"))
+	}
 
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {

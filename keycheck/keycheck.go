@@ -6,7 +6,9 @@
 package keycheck
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -165,7 +167,16 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 		r.Message, r.Status = "no key fetched yet", t.key.View(c.Clock.Now()).Status
 		return r
 	}
-	req, err := newCheckRequest(ctx, vendor, &t.dep.Model, secret)
+	// A quota, permission or rate-limit state is proved over only by a
+	// real minimal call; a model list proves only that the key authenticates.
+	real := t.slot.NeedsRealCall() && (vendor == VendorOpenAI || vendor == VendorSiliconFlow)
+	var req *http.Request
+	var err error
+	if real {
+		req, err = newMinimalCall(ctx, t.dep.Model.BaseURL, t.dep.Model.UpstreamName(), secret)
+	} else {
+		req, err = newCheckRequest(ctx, vendor, &t.dep.Model, secret)
+	}
 	if err != nil {
 		r.Message = err.Error()
 		return r
@@ -185,7 +196,11 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 	case resp.StatusCode < 400:
 		resp.Body.Close()
 		r.OK, r.StatusCode = true, resp.StatusCode
-		c.Pool.Checked(t.slot, now, nil)
+		if real {
+			c.Pool.Proved(t.slot, now)
+		} else {
+			c.Pool.Checked(t.slot, now, nil)
+		}
 		r.Status = t.key.View(now).Status
 		return r
 	default:
@@ -203,6 +218,20 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 	r.Status = t.key.View(now).Status
 	c.Logger.Info("key checked", "key_id", t.key.ID, "model", t.slot.Model, "ok", r.OK, "class", r.Class, "status", r.StatusCode)
 	return r
+}
+
+// newMinimalCall builds a one-token chat completion: the cheapest call
+// that proves a key has quota and room, not only that it authenticates.
+func newMinimalCall(ctx context.Context, baseURL, model, secret string) (*http.Request, error) {
+	body, _ := json.Marshal(map[string]any{"model": model, "max_tokens": 1,
+		"messages": []map[string]string{{"role": "user", "content": "hi"}}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(baseURL, "/")+"/chat/completions", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+secret)
+	return req, nil
 }
 
 // newCheckRequest builds the cheapest request that proves a key: the

@@ -101,11 +101,11 @@ func fail(t *testing.T, c *Checker, model string, class health.Class, now time.T
 
 func TestRecoveryRechecksQuotaKeyOnScheduleUntilItReturns(t *testing.T) {
 	openai := mockprovider.New(mockprovider.Options{Keys: map[string]mockprovider.Behavior{"sk-quota-key-0000001": mockprovider.QuotaExhausted}})
-	c, clock := newChecker(t, keygate.Model{ModelID: "gpt", BaseURL: serve(t, openai) + "/v1",
+	c, clock := newChecker(t, keygate.Model{ModelID: "gpt-4o-mini", BaseURL: serve(t, openai) + "/v1",
 		APIKeys: []keygate.KeySpec{{Key: "sk-quota-key-0000001"}}})
 	r := &Recovery{Checker: c, Schedule: DefaultSchedule()}
 	ctx := context.Background()
-	fail(t, c, "gpt", health.ClassInsufficientQuota, t0)
+	fail(t, c, "gpt-4o-mini", health.ClassInsufficientQuota, t0)
 	k := c.Pool.Keys()[0]
 	j := jitter(k.ID, time.Hour)
 
@@ -126,7 +126,7 @@ func TestRecoveryRechecksQuotaKeyOnScheduleUntilItReturns(t *testing.T) {
 		}
 	}
 	if st := k.View(clock.Now()).Status; st != pool.StatusCooldown && st != pool.StatusDisabled {
-		t.Fatalf("still out of quota: status %s", st)
+		t.Fatalf("still out of quota: status %s %+v", st, k.View(clock.Now()))
 	}
 	// The quota returns: the next scheduled check brings the key back.
 	openai.SetBehavior("sk-quota-key-0000001", mockprovider.OK)
@@ -144,11 +144,11 @@ func TestRecoveryRechecksQuotaKeyOnScheduleUntilItReturns(t *testing.T) {
 
 func TestRecoveryStopsAfterMaxAttempts(t *testing.T) {
 	openai := mockprovider.New(mockprovider.Options{Keys: map[string]mockprovider.Behavior{"sk-broken-key-000001": mockprovider.QuotaExhausted}})
-	c, clock := newChecker(t, keygate.Model{ModelID: "gpt", BaseURL: serve(t, openai) + "/v1",
+	c, clock := newChecker(t, keygate.Model{ModelID: "gpt-4o-mini", BaseURL: serve(t, openai) + "/v1",
 		APIKeys: []keygate.KeySpec{{Key: "sk-broken-key-000001"}}})
 	sched := DefaultSchedule()
 	r := &Recovery{Checker: c, Schedule: sched}
-	fail(t, c, "gpt", health.ClassInsufficientQuota, t0)
+	fail(t, c, "gpt-4o-mini", health.ClassInsufficientQuota, t0)
 	total := 0
 	for h := 0; h < 30*24; h++ {
 		clock.Advance(time.Hour)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -69,11 +70,46 @@ func (s *Source) fetchOnce(ctx context.Context) (Lease, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	l, err := s.fetcher.fetch(ctx)
+	if err == nil {
+		l, err = sane(l, s.clock.Now())
+	}
 	if err != nil {
 		return Lease{}, fmt.Errorf("fetch key from %s: %w", s.fetcher.target(), err)
 	}
 	return l, nil
 }
+
+// sane is the check every fetched credential passes, whatever its source.
+// A key handed out with a trailing newline is the source's slip, not a
+// different key; one with a character inside that no header can carry
+// would fail every request, so it is refused like a failed fetch. A
+// lifetime past MaxLifetime is cut to it, and a lease already expired on
+// arrival is refused.
+func sane(l Lease, now time.Time) (Lease, error) {
+	l.Secret = strings.TrimSpace(l.Secret)
+	if l.Secret == "" {
+		return Lease{}, errors.New("the credential is empty")
+	}
+	if i := strings.IndexFunc(l.Secret, notHeaderSafe); i >= 0 {
+		return Lease{}, fmt.Errorf("the credential holds a character a header cannot carry (%U at byte %d)", []rune(l.Secret[i:])[0], i)
+	}
+	if !l.ExpiresAt.After(now) {
+		return Lease{}, fmt.Errorf("the credential expired on arrival (%s)", l.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if l.ExpiresAt.Sub(now) > MaxLifetime {
+		l.ExpiresAt = now.Add(MaxLifetime)
+	}
+	return l, nil
+}
+
+// notHeaderSafe reports a rune a credential may not hold: anything but
+// visible ASCII, since it travels in a header (Authorization, x-api-key …).
+func notHeaderSafe(r rune) bool { return r <= ' ' || r >= 0x7f }
+
+// MaxLifetime caps the lifetime a source may give a credential. Longer ones
+// (a "never expires" 9999999999, which overflowed to the year 1734) are
+// taken as this: the key is refreshed once a day, not never and not in a storm.
+const MaxLifetime = 24 * time.Hour
 
 // expiry reads expires_in (seconds, a number or a numeric string), else
 // the field atField names (expire_time for a key service; RFC 3339, or unix
@@ -88,6 +124,9 @@ func expiry(fields map[string]json.RawMessage, atField string, now time.Time, de
 		if n <= 0 {
 			return time.Time{}, fmt.Errorf("answer field \"expires_in\" is %v: the key has already expired", n)
 		}
+		if n >= MaxLifetime.Seconds() { // also keeps the conversion below from overflowing
+			return now.Add(MaxLifetime), nil
+		}
 		return now.Add(time.Duration(n * float64(time.Second))), nil
 	}
 	if raw, ok := present(fields, atField); ok {
@@ -98,9 +137,12 @@ func expiry(fields map[string]json.RawMessage, atField string, now time.Time, de
 		}
 		if n, ok := number(raw); ok && t.IsZero() {
 			// A unix time in seconds passes 1e11 in the year 5138; in ms, in 1973.
-			if n >= 1e11 {
+			switch {
+			case n >= 1e15: // past the year 33658 in ms: "never"
+				t = now.Add(MaxLifetime)
+			case n >= 1e11:
 				t = time.UnixMilli(int64(n))
-			} else {
+			default:
 				t = time.Unix(int64(n), 0)
 			}
 		}

@@ -38,6 +38,13 @@ const (
 
 	// maxPause caps the pause between failed rounds of attempts.
 	maxPause = 30 * time.Second
+
+	// minRefetch is the least time between the starts of two rounds of
+	// fetches, whatever asks for them (the schedule, a rejection, a
+	// waiting request): a source that hands out keys that are already
+	// stale, or that the provider refuses, is asked once a second, not in
+	// a storm.
+	minRefetch = time.Second
 )
 
 // errStopped is what a fetch asked for after Run has returned gets.
@@ -111,7 +118,8 @@ type Source struct {
 	flight   *flight       // the fetch in progress, nil if none
 	changed  chan struct{} // closed and replaced whenever lease changes
 	onChange []func(Lease)
-	closed   bool // Run has returned: no new fetches
+	closed   bool      // Run has returned: no new fetches
+	started  time.Time // when the last round of fetches started
 	fetches  int
 	failures int
 	lastErr  error
@@ -411,10 +419,20 @@ func (s *Source) startLocked() *flight {
 		return f
 	}
 	s.flight = f
+	now := s.clock.Now()
+	gap := time.Duration(0)
+	if !s.started.IsZero() {
+		gap = minRefetch - now.Sub(s.started)
+	}
+	s.started = now.Add(max(gap, 0))
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		f.lease, f.err = s.fetchShared(s.ctx)
+		if gap > 0 && !s.sleep(s.ctx, gap) {
+			f.err = s.ctx.Err()
+		} else {
+			f.lease, f.err = s.fetchShared(s.ctx)
+		}
 		s.mu.Lock()
 		s.flight = nil
 		s.mu.Unlock()

@@ -175,8 +175,9 @@ func TestRevokedKeyIsReplacedOnce(t *testing.T) {
 		t.Errorf("%d key-service calls, want 2", n)
 	}
 
-	// Many callers learn at once that the new key was revoked too.
-	e.settle()
+	// Many callers learn at once that the new key was revoked too (a second
+	// later: two rounds of fetches are at least a second apart).
+	e.advance(time.Second)
 	second := e.src.Current()
 	e.ks.Revoke(second.Secret)
 	var wg sync.WaitGroup
@@ -204,16 +205,16 @@ func TestRevokedKeyIsReplacedOnce(t *testing.T) {
 		t.Error("Rejected for a key already replaced did not return the current lease")
 	}
 
-	// The background refresh follows the new key, fetched at 100 s.
+	// The background refresh follows the new key, fetched at 101 s.
 	e.settle()
-	for e.now() < 579 {
+	for e.now() < 580 {
 		e.advance(time.Second)
 	}
 	if n := len(e.rec.Calls()); n != 3 {
-		t.Errorf("refreshed before 580 s: %v", e.rec.times())
+		t.Errorf("refreshed before 581 s: %v", e.rec.times())
 	}
 	e.advance(time.Second)
-	if got, want := e.rec.times(), []int{0, 100, 100, 580}; !slices.Equal(got, want) {
+	if got, want := e.rec.times(), []int{0, 100, 101, 581}; !slices.Equal(got, want) {
 		t.Errorf("key service called at %v s, want %v", got, want)
 	}
 }
@@ -508,6 +509,7 @@ func TestTransportEdges(t *testing.T) {
 	t.Run("rejected and the service down: backup", func(t *testing.T) {
 		e := newEnv(t, func(s *keygate.KeySource) { s.Retries = 1 })
 		e.start()
+		e.advance(time.Second) // two rounds of fetches are at least a second apart
 		e.ks.Revoke(e.src.Current().Secret)
 		e.ks.SetDown(true)
 		if got := e.chat(e.client(backupKey)); got != backupKey {
@@ -518,6 +520,7 @@ func TestTransportEdges(t *testing.T) {
 	t.Run("body that cannot be replayed", func(t *testing.T) {
 		e := newEnv(t, nil)
 		e.start()
+		e.advance(time.Second)
 		old := e.src.Current()
 		e.ks.Revoke(old.Secret)
 		req, _ := http.NewRequest("POST", e.pURL+"/v1/chat/completions", io.NopCloser(strings.NewReader(chat)))

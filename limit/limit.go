@@ -86,8 +86,14 @@ func (r *Rate) Allow(now time.Time, tokens int) (ok bool, retryAfter time.Durati
 	return true, 0
 }
 
-// Settle replaces a request's reserved tokens with what it really used.
-func (r *Rate) Settle(now time.Time, reserved, used int) {
+// Settle replaces a request's reserved tokens with what it really used,
+// as if reserved at now.
+func (r *Rate) Settle(now time.Time, reserved, used int) { r.settleAt(now, now, reserved, used) }
+
+// settleAt corrects the minute the reservation was made in (at): a
+// reservation of the previous minute is corrected there, not taken from
+// the current one; one older than the window no longer counts either way.
+func (r *Rate) settleAt(at, now time.Time, reserved, used int) {
 	if r == nil || r.TPM <= 0 || reserved == used {
 		return
 	}
@@ -97,9 +103,39 @@ func (r *Rate) Settle(now time.Time, reserved, used int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tok.roll(now.UnixNano())
-	r.tok.cur += int64(used - reserved)
-	if r.tok.cur < 0 {
-		r.tok.cur = 0
+	m := at.UnixNano() - at.UnixNano()%int64(time.Minute)
+	switch m {
+	case r.tok.start:
+		r.tok.cur = max(r.tok.cur+int64(used-reserved), 0)
+	case r.tok.start - int64(time.Minute):
+		r.tok.prev = max(r.tok.prev+int64(used-reserved), 0)
+	}
+}
+
+// release gives back a reservation of one request and tokens made at at,
+// for a request another limit refused.
+func (r *Rate) release(at time.Time, tokens int) {
+	if s := r.shared.share.Load(); s != nil {
+		if r.RPM > 0 {
+			r.shared.req.settle(s.b, minuteCounter(&r.shared.reqC, s.id, "req", at.UnixNano(), int64(r.RPM)).Bucket, -1)
+		}
+		if r.TPM > 0 {
+			r.settleShared(s, at, tokens, 0)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := at.UnixNano() - at.UnixNano()%int64(time.Minute)
+	for _, w := range []struct {
+		w *window
+		n int64
+	}{{&r.req, 1}, {&r.tok, int64(tokens)}} {
+		switch m {
+		case w.w.start:
+			w.w.cur = max(w.w.cur-w.n, 0)
+		case w.w.start - int64(time.Minute):
+			w.w.prev = max(w.w.prev-w.n, 0)
+		}
 	}
 }
 

@@ -32,7 +32,7 @@ type Key struct {
 
 	secret      atomic.Pointer[string]
 	masked      atomic.Pointer[string]
-	source      *keygate.KeySource // set for a key fetched from a key service
+	source      atomic.Pointer[keygate.KeySource] // set for a key fetched from a key source; replaced when its spec is edited
 	refresher   atomic.Pointer[refresherBox]
 	inflight    atomic.Int64
 	requests    atomic.Int64
@@ -62,14 +62,19 @@ func (k *Key) Secret() string { return *k.secret.Load() }
 func (k *Key) Masked() string { return *k.masked.Load() }
 
 // Source is the key service a fetched key comes from, or nil for a static key.
-func (k *Key) Source() *keygate.KeySource { return k.source }
+func (k *Key) Source() *keygate.KeySource { return k.source.Load() }
 
 // Bearer reports whether the key goes upstream as "Authorization: Bearer"
 // whatever the provider (an OAuth 2.0 or Google access token).
-func (k *Key) Bearer() bool { return k.source != nil && k.source.Bearer() }
+func (k *Key) Bearer() bool { s := k.source.Load(); return s != nil && s.Bearer() }
 
-// SetLease installs a freshly fetched secret valid until expiresAt.
+// SetLease installs a freshly fetched secret valid until expiresAt. A new
+// secret is a new credential: the failures of the one before (its quota,
+// its revocation) say nothing about it, so its health starts clean.
 func (k *Key) SetLease(secret string, expiresAt time.Time) {
+	if p := k.secret.Load(); p == nil || *p != secret {
+		k.Reset()
+	}
 	k.setSecret(secret)
 	k.validUntil.Store(expiresAt.UnixNano())
 	k.statsDirty.Store(true)
@@ -190,6 +195,25 @@ func (s *Slot) admit(now int64, a *Attempt) bool {
 	}
 	a.probeKey, a.probeSlot = probeKey, probeSlot
 	return true
+}
+
+// keepSlots drops the slots of models that no longer use the key.
+func (k *Key) keepSlots(used map[*Slot]bool) {
+	k.slotsMu.Lock()
+	defer k.slotsMu.Unlock()
+	kept := k.slots[:0]
+	for _, s := range k.slots {
+		if used[s] {
+			kept = append(kept, s)
+		}
+	}
+	clear(k.slots[len(kept):])
+	k.slots = kept
+	models := make([]string, 0, len(kept))
+	for _, x := range kept {
+		models = appendUnique(models, x.Model)
+	}
+	k.modelsCache.Store(&models)
 }
 
 func (k *Key) addSlot(s *Slot) {

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -209,6 +210,7 @@ func (p *Pool) Load(models []keygate.Model) error {
 	}
 	sort.Strings(next.ids)
 	p.snap.Store(next)
+	p.forget(next)
 	return nil
 }
 
@@ -218,6 +220,35 @@ func (p *Pool) clock() time.Time {
 		return (*f)()
 	}
 	return time.Now()
+}
+
+// forget drops what the new snapshot no longer uses: a deleted key leaves
+// memory at once, its secret with it (requests in flight hold their own
+// copy), and a key's view stops listing models that dropped it. Called
+// with p.mu held.
+func (p *Pool) forget(next *snapshot) {
+	used := map[*Slot]bool{}
+	for _, g := range next.groups {
+		for _, d := range g.Deployments {
+			for _, s := range d.all() {
+				used[s] = true
+			}
+		}
+	}
+	for id, s := range p.slots {
+		if !used[s] {
+			delete(p.slots, id)
+		}
+	}
+	for id, k := range p.keys {
+		if next.keys[id] == nil {
+			delete(p.keys, id)
+			k.setSecret("")
+			k.keepSlots(nil)
+			continue
+		}
+		k.keepSlots(used)
+	}
 }
 
 // keyFor returns the one *Key for a secret. Called with p.mu held.
@@ -251,9 +282,11 @@ func (p *Pool) fetchedKeyFor(src *keygate.KeySource) *Key {
 	k := p.keys[id]
 	if k == nil {
 		k = p.newKey(id, "", 0)
-		k.source = src
+		k.source.Store(src)
 		k.Expire()
 		p.keys[id] = k
+	} else if old := k.source.Load(); !reflect.DeepEqual(old, src) {
+		k.source.Store(src) // edited (headers, method, …): the app restarts its source
 	}
 	return k
 }
@@ -284,7 +317,7 @@ func (d *Deployment) all() []*Slot {
 func (p *Pool) FetchedKeys() []*Key {
 	var out []*Key
 	for _, k := range p.Keys() {
-		if k.source != nil {
+		if k.source.Load() != nil {
 			out = append(out, k)
 		}
 	}

@@ -87,16 +87,37 @@ func (p *Pool) Release(a *Attempt) {
 // including a disable, and heals the checked model.
 func (p *Pool) Checked(s *Slot, now time.Time, v *health.Verdict) {
 	if v == nil {
-		if s.Key.st.reset(now) {
+		// A model-list call that passes proves the key authenticates, and
+		// nothing more (SPEC section 4): it lifts an authentication failure.
+		// A quota, permission, rate-limit or server state recovers only on
+		// its schedule, so its backoff keeps doubling.
+		if c := s.Key.st.view().Class; (c == "" || c == string(health.ClassAuthentication)) && s.Key.st.reset(now) {
 			p.emit(s.Key, nil, ChangeHealed)
-		}
-		if s.st.heal(now) {
-			p.emit(s.Key, s, ChangeHealed)
 		}
 		return
 	}
 	a := Attempt{Slot: s, probeKey: true, probeSlot: true}
 	p.Failed(&a, now, *v)
+}
+
+// Proved records that a real minimal call (one token of a completion)
+// with the key in slot s passed: the key serves, so every state of the
+// key and of this model heals, quota and rate limit included.
+func (p *Pool) Proved(s *Slot, now time.Time) {
+	if s.Key.st.reset(now) {
+		p.emit(s.Key, nil, ChangeHealed)
+	}
+	if s.st.heal(now) {
+		p.emit(s.Key, s, ChangeHealed)
+	}
+}
+
+// NeedsRealCall reports whether only a real call can prove the key in s
+// healthy: its key-wide or model state is other than an authentication
+// failure (a model-list call proves only that the key authenticates).
+func (s *Slot) NeedsRealCall() bool {
+	k, m := s.Key.st.view().Class, s.st.view().Class
+	return (k != "" && k != string(health.ClassAuthentication)) || m != ""
 }
 
 // Slots lists the key's slots, one per model it serves.

@@ -164,8 +164,10 @@ func (a *attempt) setHeaders(h http.Header) {
 func (a *attempt) usage(u provider.Usage, reply string, rec *keygate.UsageRecord) {
 	if u.Known {
 		rec.PromptTokens, rec.CompletionTokens = u.PromptTokens, u.CompletionTokens
+		rec.UsageSource = keygate.UsageProvider
 	} else {
 		countUsage(&a.call.Request, reply, rec)
+		rec.UsageSource = keygate.UsageEstimated
 	}
 	m := &a.a.Deployment.Model
 	rec.Cost = (float64(rec.PromptTokens)*m.InputPrice + float64(rec.CompletionTokens)*m.OutputPrice) / 1e6

@@ -30,7 +30,10 @@ func (a *attempt) judge(ctx context.Context, ad provider.Adapter, t provider.Tar
 	f := &failure{status: pf.Status, body: maskBody(pf.Body, t.Secret, t.Model.BaseURL), retryAfter: pf.RetryAfter}
 
 	switch {
-	case v.Class == health.ClassAuthentication && k.Refresher() != nil:
+	case v.Scope == health.ScopeKey && k.Refresher() != nil:
+		// Any key-wide failure of a fetched key (revoked, out of quota, no
+		// permission) is about this one credential, not the slot: ask the
+		// source for a new one instead of cooling it.
 		v.Scope = health.ScopeNone
 		if !a.call.refetched {
 			a.call.refetched = true
@@ -40,8 +43,18 @@ func (a *attempt) judge(ctx context.Context, ad provider.Adapter, t provider.Tar
 				res.again = true
 				return res
 			}
+		} else {
+			// Asked in the background: the slot serves again as soon as the
+			// source installs a key (its fetches are rate-limited).
+			go func(ref pool.Refresher, secret string) {
+				bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				defer cancel()
+				ref.Rejected(bctx, secret)
+			}(k.Refresher(), t.Secret)
 		}
-		k.Expire()
+		if k.Secret() == t.Secret {
+			k.Expire()
+		}
 		r.Logger.Error("fetched key rejected and not replaced", "model", a.group, "key_id", k.ID, "request_id", a.call.RequestID)
 	case (v.Class == health.ClassAuthentication || v.Class == health.ClassPermissionDenied) && v.Scope == health.ScopeKey:
 		switch r.confirm(ctx, ad, k, t) {

@@ -83,6 +83,9 @@ type Call struct {
 	// NoHedge is set when the caller marked the request non-idempotent:
 	// it is never sent twice.
 	NoHedge bool
+	// Admit, if set, is asked before the request moves to a fallback
+	// model; false skips that model (its own limits refused).
+	Admit func(g *pool.Group) bool
 
 	waited    time.Duration // spent waiting on providers' answers, for the overhead metric
 	refetched bool          // a rejected fetched key was replaced once already
@@ -140,7 +143,10 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 	attempts := 0
 	groups := r.groups(c.Group)
 	c.tried = &tried
-	for _, g := range groups {
+	for i, g := range groups {
+		if i > 0 && c.Admit != nil && !c.Admit(g) {
+			continue
+		}
 		keyFails, netFails := 0, 0
 		waited := false
 		for keyFails <= policy.MaxRetries && netFails <= policy.NetworkRetries {

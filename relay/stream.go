@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -34,7 +35,7 @@ func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFu
 	rc := http.NewResponseController(w)
 
 	scratch := buf.Bytes()[:0] // grown once, reused by every event
-	committed := false
+	committed, done := false, false
 	var res result
 	for {
 		ev, err := rd.Next()
@@ -44,6 +45,16 @@ func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFu
 			}
 			switch {
 			case errors.Is(err, io.EOF):
+				if !done && endsWithDone(a.a.Deployment.Model.Provider, c.Dialect) {
+					// Recorded as the truncated stream it was, not a clean 200.
+					rec.Status = http.StatusBadGateway
+					r.Logger.Warn("stream ended without [DONE]", "request_id", c.RequestID, "model", a.group, "key_id", a.a.Key().ID)
+				}
+			case errors.Is(context.Cause(ctx), ErrShutdown):
+				// Shutdown waited shutdown_timeout for this stream: end it with
+				// an error event the caller's SDK raises, not a silent cut.
+				rec.Status = http.StatusServiceUnavailable
+				w.Write(shutdownEvent(c.Dialect))
 			case ctx.Err() != nil:
 				rec.Status = statusClientClosed
 			case errors.Is(context.Cause(actx), errIdle):
@@ -55,6 +66,9 @@ func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFu
 				r.Logger.Warn("stream interrupted", "request_id", c.RequestID, "model", a.group, "err", netMessage(err, context.Cause(actx)))
 			}
 			break
+		}
+		if bytes.Equal(bytes.TrimSpace(ev.Data), doneData) {
+			done = true
 		}
 		out, f := st.Event(ev, scratch[:0])
 		scratch = out
@@ -97,7 +111,34 @@ func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFu
 	}
 	rc.Flush()
 	a.usage(st.Usage(), st.Text(), rec)
+	if !st.Usage().Known && rec.Status >= 400 {
+		rec.UsageSource = keygate.UsagePartial // what was relayed before the stream broke
+	}
 	return res
+}
+
+// ErrShutdown is the cause of the context of requests cut because shutdown
+// waited shutdown_timeout for them (SPEC section 7).
+var ErrShutdown = errors.New("keygate is shutting down")
+
+const shutdownMessage = "keygate is shutting down: the stream was ended after shutdown_timeout"
+
+// shutdownEvent is the error event that ends a stream cut by shutdown, in
+// the caller's dialect.
+func shutdownEvent(d provider.Dialect) []byte {
+	if d == provider.DialectMessages {
+		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"overloaded_error","message":"` + shutdownMessage + `"}}` + "\n\n")
+	}
+	return []byte(`data: {"error":{"message":"` + shutdownMessage + `","type":"server_error","code":"shutting_down"}}` + "\n\n")
+}
+
+var doneData = []byte("[DONE]")
+
+// endsWithDone reports whether the upstream stream ends with data: [DONE]
+// (OpenAI's chat and legacy completions; its Responses API does not), so
+// one that stops without it was cut.
+func endsWithDone(p string, d provider.Dialect) bool {
+	return (p == "" || p == "openai" || p == "azure") && (d == provider.DialectChat || d == provider.DialectCompletions)
 }
 
 // streamFailure is a stream that ended before its first event.

@@ -27,6 +27,12 @@ type Caller struct {
 	budget *limit.Budget // nil: no budget
 }
 
+// limits are every limit a request of the caller passes: its token's, and
+// the model's (given).
+func (c *Caller) limits(model limit.Limit) []limit.Limit {
+	return []limit.Limit{{Name: "token " + c.Name, Rate: c.rate, Budget: c.budget}, model}
+}
+
 // AllowsModel reports whether the caller may use modelID.
 func (c *Caller) AllowsModel(modelID string) bool {
 	t := keygate.TokenSpec{Models: c.models}
@@ -52,8 +58,11 @@ type Auth struct {
 	now    func() time.Time
 	logins LoginChecker
 	signer *secret.Signer                   // verifies login tokens on the client API
-	users  atomic.Pointer[map[int64]string] // id → username of the users that exist
-	shared limit.Backend                    // tokens' limits and budgets shared with other replicas; nil: alone
+	users  atomic.Pointer[map[int64]*loginUser] // the users that exist, by id
+	// open is decided once, at start (DecideOpen), and only ever cleared:
+	// revoking the last token at runtime locks the door, never opens it.
+	open   atomic.Bool
+	shared limit.Backend // tokens' limits and budgets shared with other replicas; nil: alone
 	// sessions are the dashboard's signed-in browsers (nil: no dashboard).
 	sessions SessionCredentials
 }
@@ -83,13 +92,50 @@ func (a *Auth) UseLogins(l LoginChecker) { a.logins = l }
 // and that the user still exists (see SetUsers).
 func (a *Auth) UseClientLogins(s *secret.Signer) { a.signer = s }
 
-// SetUsers replaces the users whose login tokens are honoured.
+// renewLimits keeps a limiter and a budget whose caps did not change (and
+// with them their windows and spending), and makes new ones for those that did.
+func renewLimits(rate *limit.Rate, budget *limit.Budget, rpm, tpm int, b *keygate.Budget) (*limit.Rate, *limit.Budget) {
+	if rate == nil || rate.RPM != rpm || rate.TPM != tpm {
+		rate = limit.NewRate(rpm, tpm)
+	}
+	switch {
+	case b == nil:
+		budget = nil
+	case budget == nil || budget.Amount != b.Amount || budget.Period != b.Period:
+		budget = limit.NewBudget(b.Amount, b.Period)
+	}
+	return rate, budget
+}
+
+// loginUser is a user as the client API sees their login token: their
+// name and limits. The limiters live as long as the user, across reloads.
+type loginUser struct {
+	name   string
+	models []string
+	rate   *limit.Rate
+	budget *limit.Budget
+}
+
+// SetUsers replaces the users whose login tokens are honoured, with their
+// limits (SPEC section 3).
 func (a *Auth) SetUsers(users []keygate.User) {
-	m := make(map[int64]string, len(users))
+	old := map[int64]*loginUser{}
+	if p := a.users.Load(); p != nil {
+		old = *p
+	}
+	m := make(map[int64]*loginUser, len(users))
 	for _, u := range users {
-		m[u.ID] = u.Username
+		lu := &loginUser{name: u.Username, models: u.Models}
+		if prev := old[u.ID]; prev != nil && prev.name == u.Username {
+			lu.rate, lu.budget = prev.rate, prev.budget
+		}
+		lu.rate, lu.budget = renewLimits(lu.rate, lu.budget, u.RPM, u.TPM, u.Budget)
+		m[u.ID] = lu
 	}
 	a.users.Store(&m)
+	if len(m) > 0 {
+		a.open.Store(false)
+	}
 }
 
 // loginCaller checks a login token on the client API.
@@ -101,10 +147,14 @@ func (a *Auth) loginCaller(token string) (*Caller, error) {
 	if err != nil {
 		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "invalid or unknown token")
 	}
-	if users := a.users.Load(); users == nil || (*users)[c.UserID] != c.Username {
+	var u *loginUser
+	if users := a.users.Load(); users != nil {
+		u = (*users)[c.UserID]
+	}
+	if u == nil || u.name != c.Username {
 		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "the user of this login token no longer exists")
 	}
-	return &Caller{Name: "user:" + c.Username, User: c.Username}, nil
+	return &Caller{Name: "user:" + c.Username, User: c.Username, models: u.models, rate: u.rate, budget: u.budget}, nil
 }
 
 // NewAuth builds the authenticator from the admin token; now tells the time
@@ -147,19 +197,14 @@ func (a *Auth) SetTokens(specs []keygate.TokenSpec) {
 		if prev := old[sum]; prev != nil {
 			t.rate, t.budget = prev.rate, prev.budget
 		}
-		if t.rate == nil || t.rate.RPM != s.RPM || t.rate.TPM != s.TPM {
-			t.rate = limit.NewRate(s.RPM, s.TPM)
-		}
-		switch {
-		case s.Budget == nil:
-			t.budget = nil
-		case t.budget == nil || t.budget.Amount != s.Budget.Amount || t.budget.Period != s.Budget.Period:
-			t.budget = limit.NewBudget(s.Budget.Amount, s.Budget.Period)
-		}
+		t.rate, t.budget = renewLimits(t.rate, t.budget, s.RPM, s.TPM, s.Budget)
 		a.share(t)
 		next[sum] = t
 	}
 	a.tokens.Store(&next)
+	if len(next) > 0 {
+		a.open.Store(false)
+	}
 }
 
 // Budgets returns the budget of every token that has one, by token name.
@@ -173,9 +218,33 @@ func (a *Auth) Budgets() map[string]*limit.Budget {
 	return out
 }
 
-// Open reports whether no credential is configured at all, in which case
-// every caller is accepted (allowed only on a loopback address).
-func (a *Auth) Open() bool { return len(*a.tokens.Load()) == 0 && !a.hasAdm }
+// Open reports whether the gateway runs in open mode: no credential was
+// configured at start (allowed only on a loopback address), and none has
+// been added since. Every caller is then accepted.
+func (a *Auth) Open() bool { return a.open.Load() }
+
+// DecideOpen fixes, once at start, whether the gateway is open: no admin
+// token, no gateway token and no user. Adding any credential later ends
+// open mode for good; removing credentials never brings it back.
+func (a *Auth) DecideOpen() bool {
+	users := a.users.Load()
+	open := len(*a.tokens.Load()) == 0 && !a.hasAdm && (users == nil || len(*users) == 0)
+	a.open.Store(open)
+	return open
+}
+
+// Credentials counts what can authenticate a caller: the admin token,
+// gateway tokens and users.
+func (a *Auth) Credentials() int {
+	n := len(*a.tokens.Load())
+	if a.hasAdm {
+		n++
+	}
+	if users := a.users.Load(); users != nil {
+		n += len(*users)
+	}
+	return n
+}
 
 // Client authenticates a caller of the client API.
 func (a *Auth) Client(r *http.Request) (*Caller, error) {
@@ -257,6 +326,6 @@ func requireAdmin(d Deps, next http.Handler) http.Handler {
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		next.ServeHTTP(w, r)
+		audited(d, r, w, next)
 	})
 }

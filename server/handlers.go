@@ -12,6 +12,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pace"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
@@ -70,31 +71,28 @@ func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, sta
 		return
 	}
 	est := estimate(req.Body, req.Dialect, maxTokens, g)
-	modelRate := d.modelRates.get(g)
-	if ok, wait := modelRate.Allow(start, est.tokens); !ok {
-		retryAfter(w, wait)
-		respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "model %s is over its requests or tokens per minute; retry in %s", g.ID, wait))
-		return
-	}
-	ok, wait := caller.rate.Allow(start, est.tokens)
+	res, refused := limit.Reserve(start, est.tokens, est.cost, caller.limits(d.modelRates.limit(g))...)
 	rateHeaders(w.Header(), caller.rate, start)
-	if !ok {
-		retryAfter(w, wait)
-		respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "token %s is over its requests or tokens per minute; retry in %s", caller.Name, wait))
-		return
-	}
-	if !caller.budget.Reserve(start, est.cost) {
-		respond.Error(w, d.Logger, keygate.Errorf(keygate.EBudgetExceeded, "token %s has spent its %s budget of $%.2f",
-			caller.Name, caller.budget.Period, caller.budget.Amount))
+	if refused != nil {
+		limitRefused(w, d, refused)
 		return
 	}
 	req.RequestID, req.Header = w.Header().Get(requestIDHeader), provider.ForwardHeaders(r.Header)
 	rec := d.Relay.Serve(w, r, &relay.Call{Request: req, Group: g, User: caller.User, Token: caller.Name, Start: start,
-		Cost: pace.Cost{Input: est.prompt, Output: est.reply}, NoHedge: noHedge(r.Header)})
-	now, used := d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens
-	modelRate.Settle(now, est.tokens, used)
-	caller.rate.Settle(now, est.tokens, used)
-	caller.budget.Settle(now, est.cost, rec.Cost)
+		Cost: pace.Cost{Input: est.prompt, Output: est.reply}, NoHedge: noHedge(r.Header),
+		// A fallback model is tried only within its own limits.
+		Admit: func(fb *pool.Group) bool { return res.Add(d.modelRates.limit(fb)) == nil }})
+	res.Settle(d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens, rec.Cost)
+}
+
+// limitRefused answers 429 for the limit that refused the request.
+func limitRefused(w http.ResponseWriter, d Deps, ref *limit.Refusal) {
+	if ref.Budget {
+		respond.Error(w, d.Logger, keygate.Errorf(keygate.EBudgetExceeded, "%s", ref.Error()))
+		return
+	}
+	retryAfter(w, ref.RetryAfter)
+	respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "%s", ref.Error()))
 }
 
 // noHedge reports whether the caller marked the request as one that must

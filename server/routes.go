@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/keygate/keygate"
 	"net/http"
 
 	"github.com/keygate/keygate/admin"
@@ -61,6 +62,18 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("DELETE /api/v1/tokens/{id}", requireAdmin(d, admin.HandleDeleteToken(td)))
 
 	mux.Handle("GET /api/v1/usage", requireAdmin(d, admin.HandleUsage(ad, d.Usage)))
+	if d.AuditStore != nil {
+		mux.Handle("GET /api/v1/audit", requireAdmin(d, handleAudit(d, d.AuditStore)))
+	}
+	if d.Audit != nil {
+		ad.AuditLogin = func(r *http.Request, username, action string, status int) {
+			actor := username
+			if action == "login" {
+				actor = "user:" + username
+			}
+			d.Audit.Record(keygate.AuditEntry{Time: d.Clock.Now().UTC(), Actor: actor, Action: action, Source: sourceAddr(r), Status: status})
+		}
+	}
 	mux.Handle("GET /api/v1/llm/usage", handleOwnUsage(d))
 	if d.UsageSeries != nil {
 		mux.Handle("GET /api/v1/usage/series", requireAdmin(d, admin.HandleUsageSeries(ad, d.UsageSeries)))

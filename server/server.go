@@ -56,6 +56,10 @@ type Deps struct {
 	// Sessions are the dashboard's signed-in browsers; nil: no dashboard.
 	// The same store must be given to Auth.UseSessions.
 	Sessions *dashboard.Sessions
+	// Audit, if set, records every admin change, login and failed login;
+	// AuditStore answers GET /api/v1/audit.
+	Audit      Auditor
+	AuditStore keygate.AuditStore
 
 	modelRates *modelRates
 }
@@ -85,6 +89,11 @@ func (m *modelRates) get(g *pool.Group) *limit.Rate {
 	r.Share(m.shared, "model:"+g.ID)
 	m.m.Store(g.ID, r)
 	return r
+}
+
+// limit is g's own RPM/TPM as a limit to reserve from.
+func (m *modelRates) limit(g *pool.Group) limit.Limit {
+	return limit.Limit{Name: "model " + g.ID, Rate: m.get(g)}
 }
 
 // New returns the gateway's handler.

@@ -301,7 +301,8 @@ func runModelSuite(t *testing.T, newURL func(t *testing.T) string) {
 
 	t.Run("Users", func(t *testing.T) {
 		db := open(t, newURL(t))
-		u := keygate.User{Username: "alice", PasswordHash: "$2a$hash", Role: keygate.RoleAdmin}
+		u := keygate.User{Username: "alice", PasswordHash: "$2a$hash", Role: keygate.RoleAdmin,
+			UserLimits: keygate.UserLimits{Models: []string{"gpt-4o"}, RPM: 60, Budget: &keygate.Budget{Amount: 5, Period: "daily"}}}
 		must(t, db.CreateUser(ctx, &u))
 		if u.ID == 0 || u.CreatedAt.IsZero() {
 			t.Fatalf("CreateUser must set ID and CreatedAt: %+v", u)
@@ -314,14 +315,14 @@ func runModelSuite(t *testing.T, newURL func(t *testing.T) string) {
 		must(t, db.CreateUser(ctx, &bob))
 		list, err := db.ListUsers(ctx)
 		must(t, err)
-		if len(list) != 2 || list[0] != u || list[1].Username != "bob" {
+		if len(list) != 2 || !reflect.DeepEqual(list[0], u) || list[1].Username != "bob" {
 			t.Fatalf("ListUsers: %+v", list)
 		}
 		byName, err := db.FindUserByName(ctx, "alice")
 		must(t, err)
 		byID, err := db.FindUser(ctx, u.ID)
 		must(t, err)
-		if *byName != u || *byID != u {
+		if !reflect.DeepEqual(*byName, u) || !reflect.DeepEqual(*byID, u) {
 			t.Fatalf("find: %+v %+v, want %+v", byName, byID, u)
 		}
 		must(t, db.DeleteUser(ctx, u.ID))

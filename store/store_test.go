@@ -79,6 +79,28 @@ func runStoreSuite(t *testing.T, newURL func(t *testing.T) string) {
 		return db
 	}
 
+	t.Run("AuditInsertAndFilter", func(t *testing.T) {
+		ctx := context.Background()
+		db := open(t, newURL(t))
+		at := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+		in := []keygate.AuditEntry{
+			{Time: at, Actor: "admin", Action: "llm-models.create", Target: "1", Source: "10.0.0.1", Status: 201},
+			{Time: at.Add(time.Minute), Actor: "root", Action: "login.failed", Source: "10.0.0.2", Status: 401},
+			{Time: at.Add(2 * time.Minute), Actor: "user:root", Action: "login", Source: "10.0.0.2", Status: 200},
+		}
+		if err := db.InsertAudit(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		all, err := db.ListAudit(ctx, keygate.AuditFilter{})
+		if err != nil || len(all) != 3 || all[0] != in[2] || all[2] != in[0] {
+			t.Fatalf("newest first, as written: %+v %v", all, err)
+		}
+		got, err := db.ListAudit(ctx, keygate.AuditFilter{From: at.Add(time.Second), To: at.Add(3 * time.Minute), Action: "login.failed", Actor: "root"})
+		if err != nil || len(got) != 1 || got[0] != in[1] {
+			t.Fatalf("filtered: %+v %v", got, err)
+		}
+	})
+
 	t.Run("KeyStatesUpsertAndLoad", func(t *testing.T) {
 		ctx := context.Background()
 		db := open(t, newURL(t))

@@ -25,10 +25,10 @@ type UsageFilter struct {
 }
 
 const usageColumns = `time_ms, request_id, user_name, token_name, model, upstream_model, key_id,
-	status, attempts, prompt_tokens, completion_tokens, latency_ms, ttft_ms, cost, stream`
+	status, attempts, prompt_tokens, completion_tokens, latency_ms, ttft_ms, cost, stream, usage_source`
 
 // usageColumnCount is the number of columns in usageColumns.
-const usageColumnCount = 15
+const usageColumnCount = 16
 
 // insertChunkRows is how many rollup rows one SQLite upsert carries: 5,500
 // parameters, under SQLite's limit of 32,766.
@@ -109,7 +109,7 @@ func (db *DB) insertUsageSQLite(ctx context.Context, records []keygate.UsageReco
 
 // insertUsageSQL is an INSERT of rows records, in SQLite's placeholders.
 func insertUsageSQL(rows int) string {
-	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	var b strings.Builder
 	b.Grow(64 + len(usageColumns) + rows*(len(row)+2))
 	b.WriteString("INSERT INTO usage_records (")
@@ -227,7 +227,7 @@ func usageArgs(dst []any, records []keygate.UsageRecord) []any {
 			r.Time.UnixMilli(), text(r.RequestID), text(r.User), text(r.Token),
 			text(r.Model), text(r.UpstreamModel), text(r.KeyID),
 			r.Status, r.Attempts, r.PromptTokens, r.CompletionTokens,
-			r.LatencyMS, r.TTFTMS, finite(r.Cost), r.Stream)
+			r.LatencyMS, r.TTFTMS, finite(r.Cost), r.Stream, text(r.UsageSource))
 	}
 	return dst
 }
@@ -373,7 +373,7 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]keygate.UsageReco
 		)
 		err := rows.Scan(&ms, &r.RequestID, &r.User, &r.Token, &r.Model, &r.UpstreamModel, &r.KeyID,
 			&r.Status, &r.Attempts, &r.PromptTokens, &r.CompletionTokens,
-			&r.LatencyMS, &r.TTFTMS, &r.Cost, &r.Stream)
+			&r.LatencyMS, &r.TTFTMS, &r.Cost, &r.Stream, &r.UsageSource)
 		if err != nil {
 			return nil, fmt.Errorf("list usage: scan: %w", err)
 		}

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -15,9 +17,14 @@ var _ keygate.UserStore = (*DB)(nil)
 func (db *DB) CreateUser(ctx context.Context, u *keygate.User) error {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	err := db.write(ctx, "create user", func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, db.rebind(`INSERT INTO users (username, password_hash, role, created_ms)
-			VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING RETURNING id`),
-			text(u.Username), u.PasswordHash, u.Role, now.UnixMilli()).Scan(&u.ID)
+		limits := ""
+		if u.UserLimits.Models != nil || u.RPM != 0 || u.TPM != 0 || u.Budget != nil {
+			b, _ := json.Marshal(u.UserLimits)
+			limits = string(b)
+		}
+		err := tx.QueryRowContext(ctx, db.rebind(`INSERT INTO users (username, password_hash, role, created_ms, limits)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING RETURNING id`),
+			text(u.Username), u.PasswordHash, u.Role, now.UnixMilli(), limits).Scan(&u.ID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return keygate.Errorf(keygate.EConflict, "username %q is taken", u.Username)
 		}
@@ -29,7 +36,7 @@ func (db *DB) CreateUser(ctx context.Context, u *keygate.User) error {
 	return err
 }
 
-const userColumns = "id, username, password_hash, role, created_ms"
+const userColumns = "id, username, password_hash, role, created_ms, limits"
 
 // ListUsers returns every user, ordered by id.
 func (db *DB) ListUsers(ctx context.Context) ([]keygate.User, error) {
@@ -78,9 +85,15 @@ func scanUser(row interface{ Scan(...any) error }) (*keygate.User, error) {
 	var (
 		u       keygate.User
 		created int64
+		limits  string
 	)
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &created, &limits); err != nil {
 		return nil, err
+	}
+	if limits != "" {
+		if err := json.Unmarshal([]byte(limits), &u.UserLimits); err != nil {
+			return nil, fmt.Errorf("user %s: stored limits: %w", u.Username, err)
+		}
 	}
 	u.CreatedAt = fromMS(created)
 	return &u, nil

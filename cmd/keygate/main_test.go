@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,24 +22,14 @@ func TestSIGTERMFlushesEveryRecord(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "keygate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	mock := mockprovider.New(mockprovider.Options{
 		Keys: map[string]mockprovider.Behavior{"sk-sigterm-key-000001": mockprovider.OK}, Latency: 200 * time.Millisecond})
 	provider := httptest.NewServer(mock)
 	defer provider.Close()
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	dir := t.TempDir()
 	db := filepath.Join(dir, "keygate.db")
-	cfg := fmt.Sprintf(`listen: %s
+	base, cmd, logs := startKeygate(t, dir, func(addr string) string {
+		return fmt.Sprintf(`listen: %s
 database_url: sqlite://%s
 admin_token: kg-admin-sigterm
 tokens: [{name: app, token: kg-app-sigterm}]
@@ -51,28 +38,7 @@ models:
     base_url: %s/v1
     api_keys: [sk-sigterm-key-000001]
 `, addr, db, provider.URL)
-	if err := os.WriteFile(filepath.Join(dir, "keygate.yaml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "keygate.yaml"))
-	cmd.Dir = dir
-	var logs strings.Builder
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	base := "http://" + addr
-	for i := 0; ; i++ {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i > 200 {
-			t.Fatalf("keygate did not start:\n%s", logs.String())
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	})
 
 	const n = 30
 	var wg sync.WaitGroup
