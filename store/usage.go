@@ -34,8 +34,8 @@ const usageColumnCount = 16
 // parameters, under SQLite's limit of 32,766.
 const insertChunkRows = 500
 
-// InsertUsage writes records, and adds them to the per-minute rollups that
-// reports read, in one transaction: all of it or nothing. An empty batch
+// InsertUsage writes records, and adds them to the per-minute rollups and
+// the narrower rollups (usage_rollups.go) that reports read, in one transaction: all of it or nothing. An empty batch
 // does nothing.
 func (db *DB) InsertUsage(ctx context.Context, records []keygate.UsageRecord) error {
 	if len(records) == 0 {
@@ -95,6 +95,13 @@ func (db *DB) insertUsageSQLite(ctx context.Context, records []keygate.UsageReco
 		}
 		if _, err := tx.ExecContext(ctx, upsertMinutesSQL(len(chunk)), args...); err != nil {
 			return err
+		}
+	}
+	for _, n := range narrowRollups {
+		for chunk := range slices.Chunk(n.rows(groups), insertChunkRows) {
+			if _, err := tx.ExecContext(ctx, n.upsertSQL(len(chunk)), n.args(args[:0], chunk)...); err != nil {
+				return err
+			}
 		}
 	}
 	return tx.Commit()
@@ -167,8 +174,9 @@ const upsertMinutesConflict = ` ON CONFLICT (minute_ms, model, key_id, user_name
 	cost = usage_minutes.cost + excluded.cost`
 
 // insertUsagePostgres copies the records in with COPY (one round trip and
-// no SQL to parse for the whole batch) and upserts the rollups with one
-// statement over arrays, in one pgx transaction on a pooled connection.
+// no SQL to parse for the whole batch) and upserts each rollup with one
+// statement over arrays, all sent as one pgx batch, in one transaction on
+// a pooled connection.
 func (db *DB) insertUsagePostgres(ctx context.Context, records []keygate.UsageRecord) error {
 	conn, err := db.w.Conn(ctx)
 	if err != nil {
@@ -196,7 +204,13 @@ func (db *DB) insertUsagePostgres(ctx context.Context, records []keygate.UsageRe
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, upsertMinutesPostgres, minuteArrays(groups)...); err != nil {
+		// The rollups' upserts go in one round trip.
+		var batch pgx.Batch
+		batch.Queue(upsertMinutesPostgres, minuteArrays(groups)...)
+		for _, n := range narrowRollups {
+			batch.Queue(n.upsertPostgres(), n.arrays(n.rows(groups))...)
+		}
+		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 			return err
 		}
 		return tx.Commit(ctx)
@@ -378,9 +392,10 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]keygate.UsageReco
 var groupColumns = map[string]string{"key": "key_id", "model": "model", "user": "user_name", "token": "token_name", "": "''"}
 
 // SumUsage totals usage in a time range, grouped as asked. The whole
-// minutes of the range are read from the rollups, the partial minutes at
-// its edges (at most two) from the raw records, so the answer is exactly
-// the sum over the records in [From, To) while a report over a day reads a
+// buckets of the range are read from the narrowest rollup that holds the
+// grouping (sumLevels), the partial buckets at its edges from finer
+// rollups and in the end the raw records, so the answer is exactly the
+// sum over the records in [From, To) while a report over a day reads a
 // few thousand rollup rows rather than every request of it.
 func (db *DB) SumUsage(ctx context.Context, q keygate.UsageQuery) ([]keygate.UsageTotal, error) {
 	col, ok := groupColumns[q.GroupBy]
@@ -413,8 +428,6 @@ func (db *DB) SumUsage(ctx context.Context, q keygate.UsageQuery) ([]keygate.Usa
 		}
 		parts = append(parts, s)
 	}
-	raw := func(lo, hi *int64) { part("usage_records", "time_ms", "1", lo, hi) }
-
 	var from, to *int64
 	if !q.From.IsZero() {
 		v := q.From.UnixMilli()
@@ -424,27 +437,13 @@ func (db *DB) SumUsage(ctx context.Context, q keygate.UsageQuery) ([]keygate.Usa
 		v := q.To.UnixMilli()
 		to = &v
 	}
-	// [mFrom, mTo) is the whole minutes inside [from, to).
-	mFrom, mTo := from, to
-	if from != nil && minuteOf(*from) != *from {
-		v := minuteOf(*from) + minuteMS
-		mFrom = &v
-	}
-	if to != nil {
-		v := minuteOf(*to)
-		mTo = &v
-	}
-	if mFrom != nil && mTo != nil && *mFrom >= *mTo {
-		raw(from, to) // less than a whole minute
-	} else {
-		part("usage_minutes", "minute_ms", "requests", mFrom, mTo)
-		if from != nil && *mFrom != *from {
-			raw(from, mFrom)
+	cover(from, to, sumLevels(q), func(l *rollupLevel, lo, hi *int64) {
+		if l == nil {
+			part("usage_records", "time_ms", "1", lo, hi)
+		} else {
+			part(l.table, l.timeCol, "requests", lo, hi)
 		}
-		if to != nil && *mTo != *to {
-			raw(mTo, to)
-		}
-	}
+	})
 
 	group := "''"
 	if q.GroupBy != "" {
@@ -478,4 +477,20 @@ func (db *DB) SumUsage(ctx context.Context, q keygate.UsageQuery) ([]keygate.Usa
 		return nil, fmt.Errorf("sum usage: %w", err)
 	}
 	return out, tx.Commit()
+}
+
+// sumLevels are the rollups SumUsage reads q from, coarsest first. The
+// narrow rollups hold no user or token, so a filter on either needs
+// usage_minutes.
+func sumLevels(q keygate.UsageQuery) []rollupLevel {
+	if q.Token != "" || q.User != "" {
+		return []rollupLevel{levelMinutes}
+	}
+	switch q.GroupBy {
+	case "", "model":
+		return []rollupLevel{levelModelMinutes}
+	case "key":
+		return []rollupLevel{levelKeyDays, levelMinutes}
+	}
+	return []rollupLevel{levelMinutes}
 }

@@ -11,9 +11,10 @@ import (
 )
 
 // UsageSeries totals usage per time bucket and group. Whole minutes come
-// from the per-minute rollups when the buckets are whole minutes from a
-// whole minute (as the admin route asks), the rest from the raw records,
-// so the sums are exact either way. Buckets with no records are left out.
+// from a per-minute rollup (the narrowest that holds the grouping and
+// filters: seriesLevels) when the buckets are whole minutes from a whole
+// minute (as the admin route asks), the rest from the raw records, so the
+// sums are exact either way. Buckets with no records are left out.
 func (db *DB) UsageSeries(ctx context.Context, q keygate.SeriesQuery) ([]keygate.UsageBucket, error) {
 	col, ok := groupColumns[q.GroupBy]
 	if !ok {
@@ -38,17 +39,13 @@ func (db *DB) UsageSeries(ctx context.Context, q keygate.SeriesQuery) ([]keygate
 		parts = append(parts, "SELECT "+timeCol+" AS t, "+col+" AS g, "+requests+" AS n, "+errors+
 			" AS e, prompt_tokens AS p, completion_tokens AS c, cost, latency_ms AS l FROM "+table+" WHERE "+strings.Join(where, " AND "))
 	}
-	raw := func(lo, hi int64) {
-		part("usage_records", "time_ms", "1", "CASE WHEN status >= 400 THEN 1 ELSE 0 END", lo, hi)
-	}
-	if mTo := minuteOf(to); bucket%minuteMS == 0 && minuteOf(from) == from && mTo > from {
-		part("usage_minutes", "minute_ms", "requests", "errors", from, mTo)
-		if mTo < to {
-			raw(mTo, to)
+	cover(&from, &to, seriesLevels(q), func(l *rollupLevel, lo, hi *int64) {
+		if l == nil {
+			part("usage_records", "time_ms", "1", "CASE WHEN status >= 400 THEN 1 ELSE 0 END", *lo, *hi)
+		} else {
+			part(l.table, l.timeCol, "requests", "errors", *lo, *hi)
 		}
-	} else {
-		raw(from, to)
-	}
+	})
 	sqlText := `SELECT (t - ?) / ? AS bucket, g, CAST(COALESCE(SUM(n), 0) AS BIGINT), CAST(COALESCE(SUM(e), 0) AS BIGINT),
 		CAST(COALESCE(SUM(p), 0) AS BIGINT), CAST(COALESCE(SUM(c), 0) AS BIGINT), COALESCE(SUM(cost), 0), CAST(COALESCE(SUM(l), 0) AS BIGINT)
 		FROM (` + strings.Join(parts, " UNION ALL ") + `) u GROUP BY bucket, g ORDER BY bucket, g`
@@ -79,4 +76,20 @@ func (db *DB) UsageSeries(ctx context.Context, q keygate.SeriesQuery) ([]keygate
 		return nil, fmt.Errorf("usage series: %w", err)
 	}
 	return out, tx.Commit()
+}
+
+// seriesLevels are the rollups UsageSeries may read q from: only those
+// whose buckets each fall in one of q's buckets.
+func seriesLevels(q keygate.SeriesQuery) []rollupLevel {
+	l := levelMinutes
+	switch {
+	case q.KeyID != "" && (q.GroupBy == "" || q.GroupBy == "model" || q.GroupBy == "key"):
+		l = levelKeyMinutes
+	case q.KeyID == "" && (q.GroupBy == "" || q.GroupBy == "model"):
+		l = levelModelMinutes
+	}
+	if bucket, from := q.Bucket.Milliseconds(), q.From.UnixMilli(); bucket%l.size != 0 || floorTo(from, l.size) != from {
+		return nil
+	}
+	return []rollupLevel{l}
 }
