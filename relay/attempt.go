@@ -30,7 +30,7 @@ type attempt struct {
 	reported bool
 	status   int // the upstream's status, 0 when none came
 	meta     provider.Meta
-	started  time.Time // when the upstream call went out
+	started  time.Time  // when the upstream call went out
 	span     trace.Span // the attempt's span; nil when not traced
 }
 
