@@ -43,7 +43,8 @@ func (a *attempt) traceAnswer(body []byte) {
 // endSpan closes the attempt's span with how it went.
 func (a *attempt) endSpan(res result, rec *keygate.UsageRecord) {
 	s := a.span
-	s.SetAttributes(attribute.String("keygate.key_id", a.a.Key().ID))
+	// A hedge that won makes the answer its key's and its attempt number.
+	s.SetAttributes(attribute.String("keygate.key_id", a.a.Key().ID), attribute.Int("keygate.attempt", a.n))
 	if a.status != 0 {
 		s.SetAttributes(attribute.Int("http.response.status_code", a.status))
 	}
