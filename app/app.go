@@ -30,6 +30,7 @@ import (
 	"github.com/keygate/keygate/server"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/tokenizer"
+	"github.com/keygate/keygate/tracing"
 	"github.com/keygate/keygate/usage"
 )
 
@@ -58,6 +59,7 @@ type App struct {
 	checker  *keycheck.Checker
 	recovery *keycheck.Recovery
 	cluster  *cluster.Cluster // nil without redis_url
+	tracing  *tracing.Tracing
 	metrics  atomic.Pointer[metrics.Metrics]
 	auth     *server.Auth
 	seeded   map[*limit.Budget]bool // budgets already given their period's spending
@@ -200,8 +202,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		}
 		a.log.Warn("no token configured: accepting every caller on the loopback address", "listen", cfg.Listen)
 	}
+	// Last, so that no failure above leaves an exporter running.
+	if a.tracing, err = tracing.New(ctx, cfg.OTelEndpoint); err != nil {
+		db.Close()
+		return nil, err
+	}
+	rl.Tracer = a.tracing.Tracer()
 	a.audit = audit.New(db, a.log)
-	a.handler = server.New(server.Deps{
+	a.handler = server.New(server.Deps{Tracer: rl.Tracer,
 		Audit: a.audit, AuditStore: db,
 		Logger: a.log, Clock: a.clock, Pool: a.pool, Relay: rl, Auth: a.auth,
 		Store: db, MaxBodyBytes: cfg.MaxBodyBytes, RequestReadTimeout: cfg.RequestReadTimeout, Tokens: db, Usage: db, ReloadTokens: a.announced("tokens", a.reloadTokens), Checker: a.checker,
@@ -345,6 +353,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if a.cluster != nil {
 		a.cluster.Close()
+	}
+	if err := a.tracing.Shutdown(fctx); err != nil { // the last spans go out
+		a.log.Warn("shutdown: spans not exported", "err", err)
 	}
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil

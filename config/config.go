@@ -41,6 +41,9 @@ type Config struct {
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"` // a Go duration, e.g. "90s"; KEYGATE_UPSTREAM_TIMEOUT
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // how long requests in flight may finish after SIGTERM; KEYGATE_SHUTDOWN_TIMEOUT
 	LogLevel        string        `yaml:"log_level"`        // debug|info|warn|error; KEYGATE_LOG_LEVEL
+	// OTelEndpoint is where traces go over OTLP/HTTP (e.g. http://collector:4318;
+	// /v1/traces is added). Empty: OTEL_EXPORTER_OTLP_ENDPOINT, else no traces.
+	OTelEndpoint string `yaml:"otel_endpoint"` // KEYGATE_OTEL_ENDPOINT
 	// StreamIdleTimeout is how long a provider may send nothing once its
 	// answer's headers arrived (a stream between events, a plain answer's
 	// body) before keygate gives up on it; 0 means 2 minutes.
@@ -166,6 +169,7 @@ func (c *Config) applyEnv(get func(string) string, p *problems) {
 		{"KEYGATE_MASTER_KEY_FILE", &c.MasterKeyFile},
 		{"KEYGATE_JWT_SECRET", &c.JWTSecret},
 		{"KEYGATE_LOG_LEVEL", &c.LogLevel},
+		{"KEYGATE_OTEL_ENDPOINT", &c.OTelEndpoint},
 	} {
 		if s := get(v.name); s != "" {
 			*v.dst = s

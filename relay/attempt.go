@@ -16,6 +16,7 @@ import (
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/respond"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // attempt is one try of a request with one key. It ends in exactly one
@@ -29,7 +30,8 @@ type attempt struct {
 	reported bool
 	status   int // the upstream's status, 0 when none came
 	meta     provider.Meta
-	started  time.Time // when the upstream call went out
+	started  time.Time  // when the upstream call went out
+	span     trace.Span // the attempt's span; nil when not traced
 }
 
 // result is what an attempt leaves for the loop to decide on.
@@ -69,7 +71,18 @@ func (a *attempt) report(o pool.Outcome) {
 
 var errIdle = errors.New("the provider sent nothing for too long")
 
+// run makes the attempt, as a span of its own when the request is traced.
 func (a *attempt) run(ctx context.Context, w http.ResponseWriter, rec *keygate.UsageRecord) result {
+	if a.relay.Tracer == nil || !trace.SpanFromContext(ctx).IsRecording() {
+		return a.try(ctx, w, rec)
+	}
+	ctx = a.startSpan(ctx)
+	res := a.try(ctx, w, rec)
+	a.endSpan(res, rec)
+	return res
+}
+
+func (a *attempt) try(ctx context.Context, w http.ResponseWriter, rec *keygate.UsageRecord) result {
 	r, c := a.relay, a.call
 	k := a.a.Key()
 	secret := k.Secret() // a request keeps the key it started with, even if a key service replaces it
@@ -136,6 +149,7 @@ func (a *attempt) answer(ctx, actx context.Context, cancel context.CancelCauseFu
 		return a.readFailure(ctx, actx, err)
 	}
 	out, u, f := ad.Answer(&c.Request, resp.StatusCode, resp.Header, body, r.Clock.Now())
+	a.traceAnswer(body)
 	if f != nil {
 		return a.judge(ctx, ad, provider.Target{Model: &a.a.Deployment.Model, Secret: a.a.Key().Secret()}, *f)
 	}

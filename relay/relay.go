@@ -27,6 +27,7 @@ import (
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/respond"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Recorder takes usage records off the request path (see package usage).
@@ -58,6 +59,9 @@ type Relay struct {
 	StreamIdle time.Duration
 	// Metrics, if set, observes every attempt and request.
 	Metrics *metrics.Metrics
+	// Tracer, if set, makes each upstream attempt a span, a child of the
+	// request's span (package tracing); nil: traces are off.
+	Tracer trace.Tracer
 	// Subscribers get every attempt's outcome, on the request path: they
 	// must not block (wrap a slow one in a Queue).
 	Subscribers []Subscriber

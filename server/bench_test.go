@@ -20,6 +20,7 @@ import (
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/server"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type discard struct{}
@@ -30,7 +31,7 @@ func (discard) Record(keygate.UsageRecord) error { return nil }
 // pick, upstream call, response copy) against a local mock provider. It
 // touches no database: the recorder here discards, as the real one only
 // queues in memory.
-func BenchmarkRelay(b *testing.B) { benchRelay(b, false, nil) }
+func BenchmarkRelay(b *testing.B) { benchRelay(b, false, nil, nil) }
 
 // BenchmarkRelayLimits is the same path with a token's RPM, TPM and budget
 // and a model's RPM and TPM, all far from exhausted: counted in memory
@@ -39,7 +40,7 @@ func BenchmarkRelay(b *testing.B) { benchRelay(b, false, nil) }
 // the path must cost the same and make no round trip to Redis: redis_rt/op
 // counts them (the background's heartbeats, four a second, included).
 func BenchmarkRelayLimits(b *testing.B) {
-	b.Run("redis_off", func(b *testing.B) { benchRelay(b, true, nil) })
+	b.Run("redis_off", func(b *testing.B) { benchRelay(b, true, nil, nil) })
 	b.Run("redis_on", func(b *testing.B) {
 		u := os.Getenv("KEYGATE_TEST_REDIS_URL")
 		if u == "" {
@@ -60,7 +61,7 @@ func BenchmarkRelayLimits(b *testing.B) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		benchRelay(b, true, c)
+		benchRelay(b, true, c, nil)
 	})
 }
 
@@ -71,7 +72,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func benchRelay(b *testing.B, limits bool, c *cluster.Cluster) {
+func benchRelay(b *testing.B, limits bool, c *cluster.Cluster, tr trace.Tracer) {
 	keys := map[string]mockprovider.Behavior{}
 	var specs []keygate.KeySpec
 	for _, k := range []string{"sk-bench-key-aaaaaaaa1", "sk-bench-key-bbbbbbbb2", "sk-bench-key-cccccccc3"} {
@@ -95,7 +96,7 @@ func benchRelay(b *testing.B, limits bool, c *cluster.Cluster) {
 	auth := server.NewAuth("", clock.Now)
 	deps := server.Deps{Logger: logger, Clock: clock, Pool: p, Auth: auth, MaxBodyBytes: 32 << 20,
 		Relay: &relay.Relay{Pool: p, Client: &http.Client{Transport: relay.NewTransport(time.Minute)},
-			Recorder: discard{}, Logger: logger, Clock: clock, MaxResponseBytes: 64 << 20}}
+			Recorder: discard{}, Logger: logger, Clock: clock, MaxResponseBytes: 64 << 20, Tracer: tr}, Tracer: tr}
 	if c != nil {
 		c.Attach(p, cluster.Handlers{})
 		p.Watch(c.Changed)

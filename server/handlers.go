@@ -18,6 +18,7 @@ import (
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/respond"
+	"github.com/keygate/keygate/tracing"
 	"github.com/tidwall/gjson"
 )
 
@@ -83,6 +84,7 @@ func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, sta
 		// A fallback model is tried only within its own limits.
 		Admit: func(fb *pool.Group) bool { return res.Add(d.modelRates.limit(fb)) == nil }})
 	res.Settle(d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens, rec.Cost)
+	traceRequest(r, tracing.Operation(req.Dialect, req.Path), &req, &rec)
 }
 
 // limitRefused answers 429 for the limit that refused the request.

@@ -10,20 +10,20 @@ import (
 
 // addRoutes is the whole API surface of keygate.
 func addRoutes(mux *http.ServeMux, d Deps) {
-	chat := handleRelay(d, provider.DialectChat, "chat/completions", "messages")
+	chat := traced(d, provider.DialectChat, "", handleRelay(d, provider.DialectChat, "chat/completions", "messages"))
 	mux.Handle("POST /v1/chat/completions", chat)
 	mux.Handle("POST /api/v1/llm/chat", chat)
-	mux.Handle("POST /v1/embeddings", handleRelay(d, provider.DialectEmbeddings, "embeddings", "input"))
-	mux.Handle("POST /v1/responses", handleRelay(d, provider.DialectResponses, "responses", "input"))
-	mux.Handle("POST /v1/messages", handleMessages(d))
+	mux.Handle("POST /v1/embeddings", traced(d, provider.DialectEmbeddings, "", handleRelay(d, provider.DialectEmbeddings, "embeddings", "input")))
+	mux.Handle("POST /v1/responses", traced(d, provider.DialectResponses, "", handleRelay(d, provider.DialectResponses, "responses", "input")))
+	mux.Handle("POST /v1/messages", traced(d, provider.DialectMessages, "", handleMessages(d)))
 	mux.Handle("POST /v1/messages/count_tokens", handleCountTokens(d))
-	mux.Handle("POST /v1/completions", handleRelay(d, provider.DialectCompletions, "completions", "prompt"))
+	mux.Handle("POST /v1/completions", traced(d, provider.DialectCompletions, "", handleRelay(d, provider.DialectCompletions, "completions", "prompt")))
 	for path, required := range map[string]string{"moderations": "input", "images/generations": "prompt",
 		"audio/speech": "input", "rerank": "query"} {
-		mux.Handle("POST /v1/"+path, handleRelay(d, provider.DialectOther, path, required))
+		mux.Handle("POST /v1/"+path, traced(d, provider.DialectOther, path, handleRelay(d, provider.DialectOther, path, required)))
 	}
 	for _, path := range []string{"audio/transcriptions", "audio/translations", "images/edits", "images/variations"} {
-		mux.Handle("POST /v1/"+path, handleMultipart(d, path))
+		mux.Handle("POST /v1/"+path, traced(d, provider.DialectOther, path, handleMultipart(d, path)))
 	}
 
 	models := handleModels(d)

@@ -18,6 +18,7 @@ import (
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/relay"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Pinger reports whether the store is reachable.
@@ -60,6 +61,9 @@ type Deps struct {
 	// AuditStore answers GET /api/v1/audit.
 	Audit      Auditor
 	AuditStore keygate.AuditStore
+
+	// Tracer, if set, makes each relayed request a span (package tracing).
+	Tracer trace.Tracer
 
 	modelRates *modelRates
 }
