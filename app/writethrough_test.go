@@ -69,3 +69,43 @@ func TestDisableWrittenThroughAtOnce(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A long cooldown (an exhausted quota: an hour) is written through at once
+// as well; the clock never moves, so no periodic flush ran.
+func TestLongCooldownWrittenThroughAtOnce(t *testing.T) {
+	provider := httptest.NewServer(mockprovider.New(mockprovider.Options{Keys: map[string]mockprovider.Behavior{
+		"sk-good-key-000000001": mockprovider.OK, "sk-broke-key-00000003": mockprovider.QuotaExhausted,
+	}}))
+	defer provider.Close()
+	dir := t.TempDir()
+	cfg := baseConfig(t, dir)
+	cfg.Models = []keygate.Model{{ModelID: "gpt-4o-mini", Provider: "openai", BaseURL: provider.URL + "/v1",
+		KeyUsageMode: keygate.ModeSingle,
+		APIKeys:      []keygate.KeySpec{{Key: "sk-broke-key-00000003"}, {Key: "sk-good-key-000000001"}}}}
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	g := startWith(t, cfg, clockwork.NewFakeClockAt(now))
+	if resp, b := call(t, "POST", g.url+"/v1/chat/completions", "kg-app-test-secret", chat); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	db, err := store.Open(context.Background(), cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		states, err := db.LoadKeyStates(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range states {
+			if s.Class == "insufficient_quota" && s.Cooling && !s.BlockedUntil.Before(now.Add(time.Hour)) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hour-long cooldown is not in the store before the periodic flush: %+v", states)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
