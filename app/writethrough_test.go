@@ -16,17 +16,7 @@ import (
 // periodic flush: a SIGKILL right after must not bring it back. The clock
 // never moves, so the periodic flush cannot have run.
 func TestDisableWrittenThroughAtOnce(t *testing.T) {
-	provider := httptest.NewServer(mockprovider.New(mockprovider.Options{Keys: map[string]mockprovider.Behavior{
-		"sk-good-key-000000001": mockprovider.OK, "sk-revoked-key-000002": mockprovider.InvalidKey,
-	}}))
-	defer provider.Close()
-	dir := t.TempDir()
-	cfg := baseConfig(t, dir)
-	cfg.Models = []keygate.Model{{ModelID: "gpt-4o-mini", Provider: "openai", BaseURL: provider.URL + "/v1",
-		KeyUsageMode: keygate.ModeSingle,
-		APIKeys:      []keygate.KeySpec{{Key: "sk-revoked-key-000002"}, {Key: "sk-good-key-000000001"}}}}
-	clock := clockwork.NewFakeClockAt(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
-	g := startWith(t, cfg, clock)
+	g, dbURL := frozenGateway(t, "sk-revoked-key-000002", mockprovider.InvalidKey)
 
 	disabled := func() bool {
 		for _, k := range keysByMasked(t, g.url) {
@@ -45,13 +35,40 @@ func TestDisableWrittenThroughAtOnce(t *testing.T) {
 		t.Fatal("the revoked key was never disabled")
 	}
 
-	db, err := store.Open(context.Background(), cfg.DatabaseURL)
+	waitStored(t, dbURL, "the disable", func(s keygate.KeyState) bool {
+		return s.Disabled && s.Class == "authentication_error"
+	})
+}
+
+// frozenAt is the time of frozenGateway's clock, which never moves.
+var frozenAt = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+// frozenGateway starts a gateway on a clock that never moves, with one
+// model whose first key (tried first: single mode) fails as behavior and
+// whose second is good. It returns the gateway and its database URL.
+func frozenGateway(t *testing.T, bad string, behavior mockprovider.Behavior) (*gateway, string) {
+	t.Helper()
+	provider := httptest.NewServer(mockprovider.New(mockprovider.Options{Keys: map[string]mockprovider.Behavior{
+		"sk-good-key-000000001": mockprovider.OK, bad: behavior,
+	}}))
+	t.Cleanup(provider.Close)
+	cfg := baseConfig(t, t.TempDir())
+	cfg.Models = []keygate.Model{{ModelID: "gpt-4o-mini", Provider: "openai", BaseURL: provider.URL + "/v1",
+		KeyUsageMode: keygate.ModeSingle,
+		APIKeys:      []keygate.KeySpec{{Key: bad}, {Key: "sk-good-key-000000001"}}}}
+	return startWith(t, cfg, clockwork.NewFakeClockAt(frozenAt)), cfg.DatabaseURL
+}
+
+// waitStored reads the store directly until a key state matches. The
+// write leaves the request path through a channel, so the writer goroutine
+// gets a moment (real time; the gateway's clock stays put).
+func waitStored(t *testing.T, dbURL, what string, match func(keygate.KeyState) bool) {
+	t.Helper()
+	db, err := store.Open(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	// The write leaves the request path through a channel: give the
-	// writer goroutine a moment (real time; the gateway's clock stays put).
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		states, err := db.LoadKeyStates(context.Background())
@@ -59,12 +76,12 @@ func TestDisableWrittenThroughAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range states {
-			if s.Disabled && s.Class == "authentication_error" {
+			if match(s) {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the disable is not in the store before the periodic flush: %+v", states)
+			t.Fatalf("%s is not in the store before the periodic flush: %+v", what, states)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -73,39 +90,11 @@ func TestDisableWrittenThroughAtOnce(t *testing.T) {
 // A long cooldown (an exhausted quota: an hour) is written through at once
 // as well; the clock never moves, so no periodic flush ran.
 func TestLongCooldownWrittenThroughAtOnce(t *testing.T) {
-	provider := httptest.NewServer(mockprovider.New(mockprovider.Options{Keys: map[string]mockprovider.Behavior{
-		"sk-good-key-000000001": mockprovider.OK, "sk-broke-key-00000003": mockprovider.QuotaExhausted,
-	}}))
-	defer provider.Close()
-	dir := t.TempDir()
-	cfg := baseConfig(t, dir)
-	cfg.Models = []keygate.Model{{ModelID: "gpt-4o-mini", Provider: "openai", BaseURL: provider.URL + "/v1",
-		KeyUsageMode: keygate.ModeSingle,
-		APIKeys:      []keygate.KeySpec{{Key: "sk-broke-key-00000003"}, {Key: "sk-good-key-000000001"}}}}
-	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	g := startWith(t, cfg, clockwork.NewFakeClockAt(now))
+	g, dbURL := frozenGateway(t, "sk-broke-key-00000003", mockprovider.QuotaExhausted)
 	if resp, b := call(t, "POST", g.url+"/v1/chat/completions", "kg-app-test-secret", chat); resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
-	db, err := store.Open(context.Background(), cfg.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		states, err := db.LoadKeyStates(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range states {
-			if s.Class == "insufficient_quota" && s.Cooling && !s.BlockedUntil.Before(now.Add(time.Hour)) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the hour-long cooldown is not in the store before the periodic flush: %+v", states)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitStored(t, dbURL, "the hour-long cooldown", func(s keygate.KeyState) bool {
+		return s.Class == "insufficient_quota" && s.Cooling && !s.BlockedUntil.Before(frozenAt.Add(time.Hour))
+	})
 }
