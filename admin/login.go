@@ -3,9 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
-	"math"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -51,6 +49,22 @@ func (l *Logins) Admin(ctx context.Context, token string) error {
 // password: {"username","password"}.
 func HandleLogin(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		th := d.Logins.Throttle
+		// A locked-out address is refused before its body is read or
+		// decoded, with a precomputed answer, and reported once per lockout:
+		// during a flood of bad logins this is nearly every request.
+		if th != nil {
+			if wait, first := th.addrWait(r); wait > 0 {
+				if first {
+					d.Logger.Warn("login throttled: address locked out", "remote", sourceHost(r), "retry_after", wait.Round(time.Second))
+					if d.AuditLogin != nil {
+						d.AuditLogin(r, "", "login.throttled", http.StatusTooManyRequests)
+					}
+				}
+				refuse(w, wait)
+				return
+			}
+		}
 		var b struct {
 			Username string `json:"username"`
 			Password string `json:"password"`
@@ -70,21 +84,21 @@ func HandleLogin(d Deps) http.Handler {
 			respond.Error(w, d.Logger, invalid("login", problems))
 			return
 		}
-		th := d.Logins.Throttle
 		audit := func(action string, status int) {
 			if d.AuditLogin != nil {
 				d.AuditLogin(r, b.Username, action, status)
 			}
 		}
-		throttled := func(wait time.Duration) {
-			audit("login.throttled", http.StatusTooManyRequests)
-			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-			d.Logger.Warn("login throttled", "user", b.Username, "remote", r.RemoteAddr)
-			respond.Error(w, d.Logger, keygate.Errorf(keygate.ERateLimit, "too many failed logins; retry in %s", wait.Round(time.Second)))
+		throttled := func(wait time.Duration, first bool) {
+			if first { // once per lockout window, not per attempt
+				audit("login.throttled", http.StatusTooManyRequests)
+				d.Logger.Warn("login throttled", "user", b.Username, "remote", r.RemoteAddr)
+			}
+			refuse(w, wait)
 		}
 		if th != nil {
-			if wait := th.wait(b.Username, r); wait > 0 {
-				throttled(wait)
+			if wait, first := th.wait(b.Username, r); wait > 0 {
+				throttled(wait, first)
 				return
 			}
 		}
@@ -100,13 +114,14 @@ func HandleLogin(d Deps) http.Handler {
 		ok := true
 		if th != nil {
 			var wait time.Duration
-			ok, wait, err = th.hash(r.Context(), b.Username, r, func() bool { return secret.CheckPassword(hash, b.Password) })
+			var first bool
+			ok, wait, first, err = th.hash(r.Context(), b.Username, r, func() bool { return secret.CheckPassword(hash, b.Password) })
 			if err != nil {
 				respond.Error(w, d.Logger, err)
 				return
 			}
 			if wait > 0 {
-				throttled(wait)
+				throttled(wait, first)
 				return
 			}
 		} else {

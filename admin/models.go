@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -52,9 +53,14 @@ type keyBody struct {
 	Key    string `json:"key,omitempty"`
 	Status string `json:"status,omitempty"`
 	Weight int    `json:"weight,omitempty"`
+	RPM    int    `json:"rpm,omitempty"`
+	TPM    int    `json:"tpm,omitempty"`
 }
 
 // UnmarshalJSON also takes a key as a plain string, as the YAML file does.
+// Unknown fields are refused here too: a decoder's DisallowUnknownFields
+// does not reach into an UnmarshalJSON, and a dropped field (a key's rpm)
+// would be lost without a word.
 func (k *keyBody) UnmarshalJSON(b []byte) error {
 	var s string
 	if json.Unmarshal(b, &s) == nil {
@@ -62,7 +68,9 @@ func (k *keyBody) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	type plain keyBody
-	return json.Unmarshal(b, (*plain)(k))
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode((*plain)(k))
 }
 
 // resolve turns a body into a model and lists every problem with it.
@@ -86,7 +94,7 @@ func (d Deps) resolve(b modelBody, existing *keygate.Model) (keygate.Model, []st
 				problems = append(problems, at+".key: "+p)
 				continue
 			}
-			m.APIKeys = append(m.APIKeys, keygate.KeySpec{Key: k.Key, Status: k.Status, Weight: k.Weight})
+			m.APIKeys = append(m.APIKeys, keygate.KeySpec{Key: k.Key, Status: k.Status, Weight: k.Weight, RPM: k.RPM, TPM: k.TPM})
 		case k.ID != "":
 			spec, ok := known[k.ID]
 			if !ok {
@@ -95,6 +103,7 @@ func (d Deps) resolve(b modelBody, existing *keygate.Model) (keygate.Model, []st
 			}
 			spec.Status = cmp.Or(k.Status, spec.Status)
 			spec.Weight = cmp.Or(k.Weight, spec.Weight)
+			spec.RPM, spec.TPM = cmp.Or(k.RPM, spec.RPM), cmp.Or(k.TPM, spec.TPM)
 			m.APIKeys = append(m.APIKeys, spec)
 		default:
 			problems = append(problems, at+".key: required")

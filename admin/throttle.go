@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,67 +33,94 @@ type Throttle struct {
 	clock clockwork.Clock
 	slots chan struct{} // one per password hash allowed at once
 
-	mu      sync.Mutex
-	entries map[string]*strikes
+	mu    sync.Mutex
+	users map[string]*strikes // by username
+	addrs map[string]*strikes // by source address (host only)
 }
 
 type strikes struct {
 	fails       int
 	lockedUntil time.Time
 	last        time.Time
+	// told is the lockedUntil of the lockout already reported (audited
+	// and logged): a flood of refused attempts is reported once per
+	// lockout window, not once per attempt.
+	told time.Time
 }
 
 // NewThrottle returns a throttle on clock that lets half the cores (at
 // least one) hash passwords at once.
 func NewThrottle(clock clockwork.Clock) *Throttle {
-	return &Throttle{clock: clock, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), entries: map[string]*strikes{}}
+	return &Throttle{clock: clock, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		users: map[string]*strikes{}, addrs: map[string]*strikes{}}
 }
 
-func throttleKeys(username string, r *http.Request) (user, addr string) {
+// sourceHost is the host of r's remote address, without allocating.
+func sourceHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		host = r.RemoteAddr
+		return r.RemoteAddr
 	}
-	return "u\x00" + username, "a\x00" + host
+	return host
 }
 
-// wait reports how long the login of username from r must wait; zero when
-// it may try now.
-func (t *Throttle) wait(username string, r *http.Request) time.Duration {
-	user, addr := throttleKeys(username, r)
+// locked reports how long e is still locked out at now, and whether this
+// lockout is reported for the first time (marking it reported). Call with
+// t.mu held.
+func (e *strikes) locked(now time.Time) (wait time.Duration, first bool) {
+	if e == nil || !e.lockedUntil.After(now) {
+		return 0, false
+	}
+	first = !e.told.Equal(e.lockedUntil)
+	e.told = e.lockedUntil
+	return e.lockedUntil.Sub(now), first
+}
+
+// addrWait is the cheap check made before a login's body is read: how
+// long r's source address is locked out, and whether this lockout is
+// reported for the first time.
+func (t *Throttle) addrWait(r *http.Request) (time.Duration, bool) {
+	host := sourceHost(r)
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var d time.Duration
-	for _, k := range []string{user, addr} {
-		if e := t.entries[k]; e != nil && e.lockedUntil.After(now) {
-			d = max(d, e.lockedUntil.Sub(now))
-		}
-	}
-	return d
+	return t.addrs[host].locked(now)
+}
+
+// wait reports how long the login of username from r must wait (zero when
+// it may try now), and whether the lockout is reported for the first time.
+func (t *Throttle) wait(username string, r *http.Request) (time.Duration, bool) {
+	host := sourceHost(r)
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	du, fu := t.users[username].locked(now)
+	da, fa := t.addrs[host].locked(now)
+	return max(du, da), fu || fa
 }
 
 // failed records a failed login of username from r.
 func (t *Throttle) failed(username string, r *http.Request) {
-	user, addr := throttleKeys(username, r)
+	host := sourceHost(r)
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.entries) > 100_000 {
-		for k, e := range t.entries {
-			if now.Sub(e.last) > forgetAfter {
-				delete(t.entries, k)
-			}
-		}
-	}
 	for _, s := range []struct {
+		m     map[string]*strikes
 		key   string
 		after int
-	}{{user, userFailures}, {addr, addrFailures}} {
-		e := t.entries[s.key]
+	}{{t.users, username, userFailures}, {t.addrs, host, addrFailures}} {
+		if len(s.m) > 50_000 {
+			for k, e := range s.m {
+				if now.Sub(e.last) > forgetAfter {
+					delete(s.m, k)
+				}
+			}
+		}
+		e := s.m[s.key]
 		if e == nil || now.Sub(e.last) > forgetAfter {
 			e = &strikes{}
-			t.entries[s.key] = e
+			s.m[s.key] = e
 		}
 		e.fails++
 		e.last = now
@@ -104,25 +132,44 @@ func (t *Throttle) failed(username string, r *http.Request) {
 
 // succeeded forgets the failures of username and of r's address.
 func (t *Throttle) succeeded(username string, r *http.Request) {
-	user, addr := throttleKeys(username, r)
+	host := sourceHost(r)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.entries, user)
-	delete(t.entries, addr)
+	delete(t.users, username)
+	delete(t.addrs, host)
 }
 
 // hash runs check in one of the hashing slots, waiting for one until ctx
 // ends. A login whose username or address was locked out while it waited
 // is not hashed: it answers wait > 0.
-func (t *Throttle) hash(ctx context.Context, username string, r *http.Request, check func() bool) (ok bool, wait time.Duration, err error) {
+func (t *Throttle) hash(ctx context.Context, username string, r *http.Request, check func() bool) (ok bool, wait time.Duration, first bool, err error) {
 	select {
 	case t.slots <- struct{}{}:
 	case <-ctx.Done():
-		return false, 0, keygate.Errorf(keygate.ERateLimit, "too many logins at once; retry")
+		return false, 0, false, keygate.Errorf(keygate.ERateLimit, "too many logins at once; retry")
 	}
 	defer func() { <-t.slots }()
-	if wait := t.wait(username, r); wait > 0 {
-		return false, wait, nil
+	if wait, first := t.wait(username, r); wait > 0 {
+		return false, wait, first, nil
 	}
-	return check(), 0, nil
+	return check(), 0, false, nil
+}
+
+// throttledBody is the answer to a throttled login, built once: the
+// throttled path must cost next to nothing, since a flood is all of it.
+var throttledBody = []byte(`{"error":{"message":"too many failed logins; retry after the time in Retry-After","type":"rate_limit_error","code":"` + keygate.ERateLimit + `"}}` + "\n")
+
+var (
+	jsonType        = []string{"application/json"}
+	throttledLength = []string{strconv.Itoa(len(throttledBody))}
+)
+
+// refuse writes the precomputed 429 with Retry-After in whole seconds.
+func refuse(w http.ResponseWriter, wait time.Duration) {
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	h["Content-Length"] = throttledLength
+	h["Retry-After"] = []string{strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second)))}
+	w.WriteHeader(http.StatusTooManyRequests)
+	w.Write(throttledBody)
 }

@@ -143,6 +143,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		db.Close()
 		return nil, err
 	}
+	// Before watchStates: the watcher hands disables to the writer.
+	a.states = &stateWriter{pool: a.pool, store: db, clock: a.clock, log: a.log, interval: time.Second,
+		totals: db, others: a.cluster != nil, urgent: make(chan struct{}, 1)}
+	a.states.prime()
 	a.watchStates()
 	for _, k := range a.pool.Keys() {
 		a.log.Debug("key loaded", "key_id", k.ID, "key", k.Masked(), "status", k.View(a.clock.Now()).Status)
@@ -151,9 +155,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		db.Close()
 		return nil, err
 	}
-	a.states = &stateWriter{pool: a.pool, store: db, clock: a.clock, log: a.log, interval: time.Second,
-		totals: db, others: a.cluster != nil}
-	a.states.prime()
 
 	a.recorder = usage.NewRecorder(db, a.log, usage.Options{Clock: a.clock})
 	m := metrics.New(a.pool, a.clock)

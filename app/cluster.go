@@ -42,6 +42,9 @@ func (a *App) watchStates() {
 		if a.cluster != nil {
 			a.cluster.Changed(ch)
 		}
+		if w := a.states; w != nil {
+			w.noteChange(ch)
+		}
 	})
 }
 

@@ -19,6 +19,9 @@ type stateWriter struct {
 	log      *slog.Logger
 	interval time.Duration
 	pending  []keygate.KeyState // not yet written (the store failed)
+	// urgent asks run to flush at once, not at the next tick: a disable or
+	// a long cooldown must survive a crash a moment later (see noteChange).
+	urgent chan struct{}
 
 	// Totals are written as additions: what each key served since the last
 	// write. synced is, per key, the counters the store is known to hold.
@@ -87,11 +90,37 @@ func (s *stateWriter) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.urgent:
+			s.flush(context.Background())
 		case <-t.Chan():
 			// Not ctx: a flush cut off by shutdown would only be noise, and
 			// the final flush after shutdown writes everything anyway.
 			s.flush(context.Background())
 		}
+	}
+}
+
+// writeThroughCooldown is the shortest cooldown written through at once;
+// a shorter one lost in a crash costs at most one retried failure.
+const writeThroughCooldown = time.Minute
+
+// noteChange is called with every change the pool makes (on the goroutine
+// that made it, often a request's): a disable, or a cooldown of at least
+// writeThroughCooldown, wakes the writer to flush at once. It never blocks
+// and never touches the store itself.
+func (s *stateWriter) noteChange(ch pool.Change) {
+	switch ch.Kind {
+	case pool.ChangeDisabled, pool.ChangeOperatorDisabled:
+	case pool.ChangeCooled:
+		if ch.State.BlockedUntil.Sub(ch.At) < writeThroughCooldown {
+			return
+		}
+	default:
+		return
+	}
+	select {
+	case s.urgent <- struct{}{}:
+	default: // a flush is already asked for; it will carry this change too
 	}
 }
 

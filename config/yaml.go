@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,6 +83,7 @@ var fieldName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,24}$`)
 var (
 	keySpecType     = reflect.TypeFor[keygate.KeySpec]()
 	timeType        = reflect.TypeFor[time.Time]()
+	durationType    = reflect.TypeFor[time.Duration]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
@@ -109,6 +112,12 @@ func prepare(n *yaml.Node, t reflect.Type, path string, bad *[]string) {
 		if err := reflect.New(t).Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
 			*bad = append(*bad, fmt.Sprintf("line %d: %s: %v", n.Line, path, err))
 		}
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!float" && isWholeKind(t):
+		// yaml.v3 silently drops the fraction of a float decoded into an
+		// int (rpm: 1.5 would mean 1): refuse it, naming the field.
+		if f, err := strconv.ParseFloat(n.Value, 64); err != nil || f != math.Trunc(f) {
+			*bad = append(*bad, fmt.Sprintf("line %d: %s: %s is not a whole number", n.Line, path, n.Value))
+		}
 	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
 		for i, item := range n.Content {
 			prepare(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), bad)
@@ -132,6 +141,20 @@ func prepare(n *yaml.Node, t reflect.Type, path string, bad *[]string) {
 			prepare(n.Content[i+1], ft, join(path, k.Value), bad)
 		}
 	}
+}
+
+// isWholeKind reports whether t holds whole numbers (durations are left to
+// their own decoding).
+func isWholeKind(t reflect.Type) bool {
+	if t == durationType {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
 }
 
 // yamlFields maps the YAML keys of struct type t to their field types, the
