@@ -35,7 +35,7 @@ func TestRefusesWhatWouldStartTheWrongGateway(t *testing.T) {
 	}
 	// What stays accepted: a short token on loopback, a set variable, models
 	// and fallbacks that exist, and expire_seconds alone.
-	ok := models + "admin_token: ${T}\ntokens: [{name: app, token: kg-0123456789abcdef, models: [a, \"*\"]}]\n" 
+	ok := models + "admin_token: ${T}\ntokens: [{name: app, token: kg-0123456789abcdef, models: [a, \"*\"]}]\n"
 	cfg := mustLoad(t, map[string]string{"keygate.yaml": ok + "listen: 127.0.0.1:1\n"}, map[string]string{"T": "short"}, Options{})
 	if cfg.AdminToken != "short" {
 		t.Fatalf("admin token %q", cfg.AdminToken)

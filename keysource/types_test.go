@@ -163,7 +163,7 @@ func TestOAuth2(t *testing.T) {
 		if _, err := b.Wait(ctx); err != nil { // rotates what a holds
 			t.Fatal(err)
 		}
-		e.clock.Advance(time.Second) // rounds of fetches are at least 1 s apart
+		e.clock.Advance(time.Second)            // rounds of fetches are at least 1 s apart
 		next, err := a.Rejected(ctx, la.Secret) // a refetches with its spent token
 		if err != nil || !e.issuer.Valid(next.Secret) {
 			t.Fatalf("a after b rotated: %v, %+v", err, a.View())

@@ -124,4 +124,3 @@ func handleAudit(d Deps, store keygate.AuditStore) http.Handler {
 		respond.JSON(w, http.StatusOK, map[string]any{"data": entries})
 	})
 }
-

@@ -57,7 +57,7 @@ type Auth struct {
 	hasAdm bool
 	now    func() time.Time
 	logins LoginChecker
-	signer *secret.Signer                   // verifies login tokens on the client API
+	signer *secret.Signer                       // verifies login tokens on the client API
 	users  atomic.Pointer[map[int64]*loginUser] // the users that exist, by id
 	// open is decided once, at start (DecideOpen), and only ever cleared:
 	// revoking the last token at runtime locks the door, never opens it.

@@ -78,4 +78,3 @@ func (db *DB) ListAudit(ctx context.Context, f keygate.AuditFilter) ([]keygate.A
 	}
 	return out, rows.Err()
 }
-

@@ -23,7 +23,7 @@ func runRollupTests(t *testing.T, open func(t *testing.T, url string) *DB, newUR
 		// Ranges on and off minute boundaries, shorter than a minute,
 		// open at either end, and empty.
 		at := func(d time.Duration) time.Time { return base.Add(d) }
-		day := func(n int) time.Time { return base.Truncate(24 * time.Hour).AddDate(0, 0, n) }
+		day := func(n int) time.Time { return base.Truncate(24*time.Hour).AddDate(0, 0, n) }
 		ranges := [][2]time.Time{
 			{}, {at(0), {}}, {{}, at(7 * time.Minute)}, {at(2 * time.Minute), at(9 * time.Minute)},
 			{at(90 * time.Second), at(10*time.Minute + 1500*time.Millisecond)},
