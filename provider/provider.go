@@ -179,3 +179,20 @@ func For(name string) Adapter {
 	regMu.RUnlock()
 	return a
 }
+
+// ErrorObjectStatus is the status a 200 error object stands for, by its class.
+func ErrorObjectStatus(c health.Class) int {
+	switch c {
+	case health.ClassAuthentication:
+		return http.StatusUnauthorized
+	case health.ClassPermissionDenied, health.ClassRegion:
+		return http.StatusForbidden
+	case health.ClassInsufficientQuota, health.ClassRateLimit:
+		return http.StatusTooManyRequests
+	case health.ClassServiceUnavailable:
+		return http.StatusServiceUnavailable
+	case health.ClassClient:
+		return http.StatusBadRequest
+	}
+	return http.StatusBadGateway
+}

@@ -141,7 +141,7 @@ func Classify(wire string, req *provider.Request, status int, h http.Header, bod
 	}
 	f.Verdict = health.Classify(status, h, body, now)
 	if status < 300 {
-		f.Status = statusOf(f.Verdict.Class)
+		f.Status = provider.ErrorObjectStatus(f.Verdict.Class)
 	}
 	if !jsonx.Valid(body) || !bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{")) {
 		return f // keygate writes its own
@@ -153,23 +153,6 @@ func Classify(wire string, req *provider.Request, status int, h http.Header, bod
 		f.Body = dialect.TranslateError(nil, wire, caller, f.Status, body)
 	}
 	return f
-}
-
-// statusOf is the status a 200 error object stands for, by its class.
-func statusOf(c health.Class) int {
-	switch c {
-	case health.ClassAuthentication:
-		return http.StatusUnauthorized
-	case health.ClassPermissionDenied, health.ClassRegion:
-		return http.StatusForbidden
-	case health.ClassInsufficientQuota, health.ClassRateLimit:
-		return http.StatusTooManyRequests
-	case health.ClassServiceUnavailable:
-		return http.StatusServiceUnavailable
-	case health.ClassClient:
-		return http.StatusBadRequest
-	}
-	return http.StatusBadGateway
 }
 
 // NewStream translates a wire's stream into the caller's dialect.

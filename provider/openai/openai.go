@@ -216,7 +216,7 @@ func failure(req *provider.Request, status int, h http.Header, body []byte, now 
 		return f
 	case status < 300:
 		f.Verdict = health.Classify(status, h, body, now)
-		f.Status = statusOf(f.Verdict.Class)
+		f.Status = provider.ErrorObjectStatus(f.Verdict.Class)
 	default:
 		f.Verdict = health.Classify(status, h, body, now)
 	}
@@ -230,23 +230,6 @@ func failure(req *provider.Request, status int, h http.Header, body []byte, now 
 		f.Body = body
 	}
 	return f
-}
-
-// statusOf is the status a 200 error object stands for, by its class.
-func statusOf(c health.Class) int {
-	switch c {
-	case health.ClassAuthentication:
-		return http.StatusUnauthorized
-	case health.ClassPermissionDenied, health.ClassRegion:
-		return http.StatusForbidden
-	case health.ClassInsufficientQuota, health.ClassRateLimit:
-		return http.StatusTooManyRequests
-	case health.ClassServiceUnavailable:
-		return http.StatusServiceUnavailable
-	case health.ClassClient:
-		return http.StatusBadRequest
-	}
-	return http.StatusBadGateway
 }
 
 // Meta implements provider.Adapter.
