@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -259,7 +260,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		r.Held = t.hold(ctx, opts.Streams)
 		r.HoldPeakRSS, err = t.proc.peakRSS()
 		return err
-	}, base, kg, &res.Targets[1], &res.Targets[2])
+	}, base, kg, &res.Targets[1], &res.Targets[2], "")
 	if err != nil {
 		return nil, err
 	}
@@ -268,8 +269,22 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 
 	// Many streams at once, opened in steps: each proxy in a fresh process
-	// again, behind a provider whose streams last ManyLife.
-	many, err := spawn(childSpec{Role: roleProvider, Keys: keys, Words: words, ChunkDelay: opts.ManyLife / words})
+	// again, behind a provider whose streams last ManyLife. The provider
+	// speaks HTTPS and so HTTP/2, as real providers do: a proxy then holds
+	// one socket per stream (its caller's) and multiplexes its upstream
+	// calls over a few connections, where over HTTP/1.1 it would hold two
+	// sockets per stream, and 10,000 streams would need more than the open
+	// files limit of many machines.
+	dir, err := os.MkdirTemp("", "keygate-load-tls-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	tls, err := newCerts(dir)
+	if err != nil {
+		return nil, fmt.Errorf("make the provider's certificate: %w", err)
+	}
+	many, err := spawn(childSpec{Role: roleProvider, Keys: keys, Words: words, ChunkDelay: opts.ManyLife / words, TLSCert: tls.Cert, TLSKey: tls.Key})
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +306,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 		r.ManyPeakRSS, err = t.proc.peakRSS()
 		return err
-	}, base, kg, &res.Targets[1], &res.Targets[2])
+	}, base, kg, &res.Targets[1], &res.Targets[2], tls.CA)
 	if err != nil {
 		return nil, err
 	}
@@ -330,16 +345,17 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 
 // eachProxy runs fn on the baseline, then on keygate, each in a fresh
 // process behind provider (so its VmHWM is the peak of fn alone), stopping
-// each after.
+// each after. An HTTPS provider's certificate is signed by the CA in file
+// trust.
 func eachProxy(spawn func(childSpec) (*proc, error), provider *proc, keys []string, fn func(*TargetResult, *target) error,
-	base, kg *target, baseRes, kgRes *TargetResult) error {
+	base, kg *target, baseRes, kgRes *TargetResult, trust string) error {
 	for _, x := range []struct {
 		spec childSpec
 		t    *target
 		r    *TargetResult
 	}{
-		{childSpec{Role: roleBaseline, Upstream: provider.url, Keys: keys}, base, baseRes},
-		{childSpec{Role: roleKeygate, Upstream: provider.url, Keys: keys, Token: token}, kg, kgRes},
+		{childSpec{Role: roleBaseline, Upstream: provider.url, Keys: keys, TrustCA: trust}, base, baseRes},
+		{childSpec{Role: roleKeygate, Upstream: provider.url, Keys: keys, Token: token, TrustCA: trust}, kg, kgRes},
 	} {
 		var err error
 		if x.t.proc, err = spawn(x.spec); err != nil {

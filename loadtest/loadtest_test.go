@@ -63,10 +63,10 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("no CPU profile written: %v", err)
 	}
 
-	// 24 rows measure the targets, one per pool size, then requests and
+	// 23 rows measure the targets, one per pool size, then requests and
 	// failures.
 	rows := res.rows()
-	if want := 24 + len(pickSizes) + 2; len(rows) != want {
+	if want := 23 + len(pickSizes) + 2; len(rows) != want {
 		t.Errorf("got %d rows, want %d", len(rows), want)
 	}
 	for _, row := range rows {

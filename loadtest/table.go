@@ -69,14 +69,6 @@ func (r *Result) rows() []row {
 	if r.ManyStreams >= manyStreams {
 		manyRSS.verdict = verdict(k.ManyPeakRSS <= maxManyRSS && k.ManyHeld >= manyStreams)
 	}
-	// Where the open files limit kept the phase under 10,000 streams, the
-	// verdict goes to the RSS extrapolated from the steps.
-	extra := row{label: "RSS at 10,000 streams, extrapolated (MB)", format: "%.1f", kind: derived,
-		vals: [3]float64{na, mb(at10k(h.ManySteps)), mb(at10k(k.ManySteps))}}
-	if r.ManyLimited {
-		extra.target = "keygate ≤ 500"
-		extra.verdict = verdict(at10k(k.ManySteps) <= maxManyRSS && k.ManyHeld >= r.ManyStreams*99/100)
-	}
 	rows := []row{
 		{label: "sequential p50 (µs)", format: "%.0f", vals: [3]float64{us(d.SeqP50), us(h.SeqP50), us(k.SeqP50)}},
 		{label: "sequential p99 (µs)", format: "%.0f", vals: [3]float64{us(d.SeqP99), us(h.SeqP99), us(k.SeqP99)}},
@@ -120,7 +112,6 @@ func (r *Result) rows() []row {
 			vals: [3]float64{na, float64(h.ManyHeld), float64(k.ManyHeld)}},
 		{label: "RSS per 1,000 open streams (MB)", format: "%.1f", kind: derived,
 			vals: [3]float64{na, perThousand(h.ManySteps), perThousand(k.ManySteps)}},
-		extra,
 	}
 	for _, p := range r.Pick {
 		pr := row{label: fmt.Sprintf("pick, %s keys, %d goroutines (ns)", thousands(p.Keys), p.Goroutines),
@@ -173,7 +164,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "\nWARNING: other processes or the hypervisor took %.2f cores during the measurements: these numbers are not a measurement.\n", r.OtherCores)
 	}
 	if r.ManyLimited {
-		fmt.Fprintf(w, "\nThe open files limit of this machine let a proxy hold %s streams (two connections each), not 10,000.\n", thousands(r.ManyStreams))
+		fmt.Fprintf(w, "\nThe open files limit of this machine let a proxy hold %s streams, not 10,000.\n", thousands(r.ManyStreams))
 	}
 	for _, t := range r.Targets {
 		if len(t.ManySteps) == 0 {
@@ -213,16 +204,6 @@ func perThousand(steps []RSSStep) float64 {
 		return math.NaN()
 	}
 	return float64(b.RSS-a.RSS) / 1e6 / float64(b.Open-a.Open) * 1000
-}
-
-// at10k is the RSS the steps point to at 10,000 open streams.
-func at10k(steps []RSSStep) int64 {
-	p := perThousand(steps)
-	if math.IsNaN(p) {
-		return 0
-	}
-	last := topStep(steps)
-	return last.RSS + int64(p*1e6*float64(manyStreams-last.Open)/1000)
 }
 
 // topStep is the step with the most streams open.
