@@ -235,8 +235,8 @@ func (a *attempt) read(actx context.Context, cancel context.CancelCauseFunc, bod
 // readInto reads body into buf, up to limit bytes (errTooLarge past it),
 // cancelling the attempt if it takes longer than timeout.
 func (a *attempt) readInto(buf *bytes.Buffer, actx context.Context, cancel context.CancelCauseFunc, body io.Reader, limit int64, timeout time.Duration) ([]byte, error) {
-	t := a.relay.Clock.AfterFunc(timeout, func() { cancel(errIdle) })
-	defer t.Stop()
+	d := a.relay.arm(timeout, cancel)
+	defer a.relay.disarm(d)
 	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
 	if err == nil && n > limit {
 		return buf.Bytes()[:limit], errTooLarge

@@ -25,9 +25,10 @@ import (
 func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, ad provider.Adapter, resp *http.Response, started time.Time, rec *keygate.UsageRecord) result {
 	r, c := a.relay, a.call
 	idle := durationOr(r.StreamIdle, 2*time.Minute)
-	timer := r.Clock.AfterFunc(idle, func() { cancel(errIdle) })
-	defer timer.Stop()
-	rd := sse.NewReader(&idleReader{r: resp.Body, reset: func() { timer.Reset(idle) }})
+	dl := r.arm(idle, cancel)
+	dl.src, dl.idle = resp.Body, idle
+	defer r.disarm(dl)
+	rd := sse.NewReader(dl) // every read that brings bytes pushes the idle deadline back
 	defer rd.Release()
 	st := ad.Stream(&c.Request)
 	buf := getBuffer()
@@ -153,19 +154,4 @@ func (a *attempt) streamFailure(ctx, actx context.Context, err error) result {
 		return a.failed(v, &failure{status: http.StatusBadGateway, msg: keygate.Errorf(keygate.EUpstream, "the provider sent a stream event over 8 MiB")})
 	}
 	return a.readFailure(ctx, actx, err)
-}
-
-// idleReader tells its owner whenever bytes arrive, to push back the
-// stream's idle deadline.
-type idleReader struct {
-	r     io.Reader
-	reset func()
-}
-
-func (i *idleReader) Read(p []byte) (int, error) {
-	n, err := i.r.Read(p)
-	if n > 0 {
-		i.reset()
-	}
-	return n, err
 }
