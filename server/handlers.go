@@ -75,7 +75,8 @@ func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, sta
 		return
 	}
 	est := estimate(req.Body, req.Dialect, maxTokens, g)
-	res, refused := limit.Reserve(start, est.tokens, est.cost, caller.limits(d.modelRates.limit(g))...)
+	var lbuf [2]limit.Limit
+	res, refused := limit.Reserve(start, est.tokens, est.cost, caller.limits(&lbuf, d.modelRates.limit(g))...)
 	rateHeaders(w.Header(), caller.rate, start)
 	if refused != nil {
 		limitRefused(w, d, refused)
