@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -21,6 +22,12 @@ type deadline struct {
 	idle    time.Duration // a stream's: how far each read pushes the deadline
 	expired bool          // a push found the timer fired already
 
+	// A stream's answer: written to since the last flush (dirty), it is
+	// flushed before the next read of the upstream, which may block.
+	rc       *http.ResponseController
+	dirty    bool
+	flushErr error
+
 	mu     sync.Mutex // the timer fires on a goroutine of its own
 	cancel context.CancelCauseFunc
 	src    io.Reader
@@ -36,8 +43,19 @@ func (d *deadline) fire() {
 }
 
 // Read reads the upstream body and, when bytes came, moves the deadline
-// idle ahead.
+// idle ahead. What was written to the caller since the last read goes out
+// first: an event never waits in keygate's buffer while keygate waits for
+// the upstream, and there is one flush per upstream read, as httputil
+// does (flushing only once the parser had nothing buffered could hold the
+// first token back behind a half-read event).
 func (d *deadline) Read(p []byte) (int, error) {
+	if d.dirty {
+		d.dirty = false
+		if err := d.rc.Flush(); err != nil {
+			d.flushErr = err
+			return 0, err
+		}
+	}
 	n, err := d.src.Read(p)
 	if n > 0 && !d.t.Reset(d.idle) {
 		d.expired = true // it fired: its goroutine may still be on its way
@@ -70,7 +88,7 @@ func (r *Relay) disarm(d *deadline) {
 		return
 	}
 	d.mu.Lock()
-	d.cancel, d.src, d.idle = nil, nil, 0
+	d.cancel, d.src, d.idle, d.rc, d.dirty, d.flushErr = nil, nil, 0, nil, false, nil
 	d.mu.Unlock()
 	r.deadlines.Put(d)
 }

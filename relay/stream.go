@@ -25,21 +25,25 @@ import (
 func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, ad provider.Adapter, resp *http.Response, started time.Time, rec *keygate.UsageRecord) result {
 	r, c := a.relay, a.call
 	idle := durationOr(r.StreamIdle, 2*time.Minute)
+	rc := http.NewResponseController(w)
 	dl := r.arm(idle, cancel)
-	dl.src, dl.idle = resp.Body, idle
+	dl.src, dl.idle, dl.rc = resp.Body, idle, rc
 	defer r.disarm(dl)
-	rd := sse.NewReader(dl) // every read that brings bytes pushes the idle deadline back
+	rd := sse.NewReader(dl) // flushes what was written, then reads; bytes push the idle deadline back
 	defer rd.Release()
 	st := ad.Stream(&c.Request)
 	buf := getBuffer()
 	defer putBuffer(buf)
-	rc := http.NewResponseController(w)
 
 	scratch := buf.Bytes()[:0] // grown once, reused by every event
 	committed, done := false, false
 	var res result
 	for {
 		ev, err := rd.Next()
+		if err != nil && dl.flushErr != nil {
+			rec.Status = statusClientClosed // the caller is gone
+			break
+		}
 		if err != nil {
 			if !committed {
 				return a.streamFailure(ctx, actx, err)
@@ -100,12 +104,7 @@ func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFu
 			rec.Status = statusClientClosed
 			break
 		}
-		if rd.Buffered() == 0 {
-			if ferr := rc.Flush(); ferr != nil {
-				rec.Status = statusClientClosed
-				break
-			}
-		}
+		dl.dirty = true // flushed before the next read of the upstream
 	}
 	if end := st.End(scratch[:0]); len(end) > 0 && rec.Status < 400 {
 		w.Write(end)
