@@ -62,6 +62,7 @@ type App struct {
 	tracing  *tracing.Tracing
 	metrics  atomic.Pointer[metrics.Metrics]
 	auth     *server.Auth
+	seedMu   sync.Mutex
 	seeded   map[*limit.Budget]bool // budgets already given their period's spending
 	tokensMu sync.Mutex
 	handler  http.Handler
@@ -244,17 +245,26 @@ func (a *App) reloadTokens(ctx context.Context) error {
 		return fmt.Errorf("load tokens: %w", err)
 	}
 	a.auth.SetTokens(list)
+	return a.seedBudgets(ctx, a.auth.Budgets())
+}
+
+// seedBudgets gives each budget seen for the first time what its token
+// (by the name usage records carry) already spent in the budget's period,
+// read from the stored usage: a restart does not hand out a fresh budget.
+func (a *App) seedBudgets(ctx context.Context, budgets map[string]*limit.Budget) error {
+	a.seedMu.Lock()
+	defer a.seedMu.Unlock()
 	if a.seeded == nil {
 		a.seeded = map[*limit.Budget]bool{}
 	}
 	now := a.clock.Now()
-	for name, b := range a.auth.Budgets() {
+	for name, b := range budgets {
 		if a.seeded[b] {
 			continue
 		}
 		totals, err := a.store.SumUsage(ctx, keygate.UsageQuery{From: limit.PeriodStart(b.Period, now), Token: name})
 		if err != nil {
-			return fmt.Errorf("load spending of token %s: %w", name, err)
+			return fmt.Errorf("load spending of %s: %w", name, err)
 		}
 		if len(totals) == 1 {
 			b.Seed(now, totals[0].Cost)
@@ -265,14 +275,15 @@ func (a *App) reloadTokens(ctx context.Context) error {
 }
 
 // reloadUsers puts the stored users in force for login tokens on the
-// client API, so a deleted user's tokens stop working at once.
+// client API, so a deleted user's tokens stop working at once. A user's
+// budget seen for the first time is seeded like a token's.
 func (a *App) reloadUsers(ctx context.Context) error {
 	users, err := a.store.ListUsers(ctx)
 	if err != nil {
 		return fmt.Errorf("load users: %w", err)
 	}
 	a.auth.SetUsers(users)
-	return nil
+	return a.seedBudgets(ctx, a.auth.UserBudgets())
 }
 
 // Handler is the gateway's HTTP handler.
