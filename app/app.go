@@ -32,6 +32,7 @@ import (
 	"github.com/keygate/keygate/tokenizer"
 	"github.com/keygate/keygate/tracing"
 	"github.com/keygate/keygate/usage"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // loginTTL is how long a login token lasts.
@@ -62,6 +63,7 @@ type App struct {
 	tracing  *tracing.Tracing
 	metrics  atomic.Pointer[metrics.Metrics]
 	auth     *server.Auth
+	throttle *admin.Throttle // login throttle and tarpit
 	seedMu   sync.Mutex
 	seeded   map[*limit.Budget]bool // budgets already given their period's spending
 	tokensMu sync.Mutex
@@ -187,7 +189,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		m.Register(a.cluster.Collectors()...)
 		ready = append(ready, a.cluster.Problem)
 	}
-	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now), Throttle: admin.NewThrottle(a.clock)}
+	a.throttle = admin.NewThrottle(a.clock)
+	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keygate_login_refusals_held",
+		Help: "Throttled logins whose 429 is being held (the login tarpit)."}, func() float64 { return float64(a.throttle.Held()) }))
+	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now), Throttle: a.throttle}
 	a.auth.UseLogins(logins)
 	a.auth.UseClientLogins(logins.Signer)
 	if err := a.reloadUsers(ctx); err != nil {
@@ -305,6 +310,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer cut(nil)
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return base }}
+	srv.RegisterOnShutdown(a.throttle.Release) // held login refusals must not hold up the drain
 	var wg sync.WaitGroup
 	recCtx, stopRec := context.WithCancel(context.Background())
 	defer stopRec()
