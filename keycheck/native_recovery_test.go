@@ -93,3 +93,28 @@ func TestRecoveryHealsNativeQuotaKeyOnlyOnARealCall(t *testing.T) {
 		})
 	}
 }
+
+// A relay in front of Anthropic that answers 200 with an error object (as
+// some do) has not proved the key: the one-token call is judged as live
+// traffic is, and the key stays out.
+func TestRealCallErrorObjectIn200DoesNotHeal(t *testing.T) {
+	relay := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet {
+			w.Write([]byte(`{"data":[{"type":"model","id":"claude-3-5-haiku-latest"}],"has_more":false}`))
+			return
+		}
+		w.Write([]byte(`{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}}`))
+	})
+	c, clock := newChecker(t, keygate.Model{ModelID: "chat", Provider: "anthropic", BaseURL: serve(t, relay),
+		APIKeys: []keygate.KeySpec{{Key: "sk-ant-relayed-0000001"}}})
+	fail(t, c, "chat", health.ClassInsufficientQuota, t0)
+	clock.Advance(2 * time.Hour)
+	res := c.CheckAll(context.Background(), Filter{}, nil)
+	if len(res) != 1 || res[0].OK || res[0].Class != "insufficient_quota" {
+		t.Fatalf("a 200 error object passed the one-token call: %+v", res)
+	}
+	if _, ok := c.Pool.Group("chat").Pick(nil, clock.Now().UnixNano()); ok {
+		t.Fatalf("the key must stay out: %+v", c.Pool.Keys()[0].View(clock.Now()))
+	}
+}
