@@ -33,17 +33,7 @@ func TestUserBudgetSurvivesRestart(t *testing.T) {
 				`{"username":"ana","password":"correct horse","role":"user","budget":{"amount":0.1,"period":"`+tc.period+`"}}`); resp.StatusCode != 201 {
 				t.Fatalf("create user: %d %s", resp.StatusCode, b)
 			}
-			login := func(url string) string {
-				t.Helper()
-				resp, b := call(t, "POST", url+"/api/v1/auth/login", "", `{"username":"ana","password":"correct horse"}`)
-				var v map[string]any
-				json.Unmarshal(b, &v)
-				tok, _ := v["token"].(string)
-				if resp.StatusCode != 200 || tok == "" {
-					t.Fatalf("login: %d %s", resp.StatusCode, b)
-				}
-				return tok
-			}
+			login := func(url string) string { return loginToken(t, url, "ana", "correct horse") }
 			chatAs := func(url, tok string) (int, any) {
 				t.Helper()
 				resp, b := call(t, "POST", url+"/v1/chat/completions", tok,

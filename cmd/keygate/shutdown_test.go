@@ -91,19 +91,7 @@ models:
 	if took > 15*time.Second {
 		t.Fatalf("the stream ran %s after SIGTERM with shutdown_timeout 2s", took)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("keygate exited with %v:\n%s", err, logs.String())
-	}
-
-	s, err := store.Open(context.Background(), "sqlite://"+db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	recs, err := s.ListUsage(context.Background(), store.UsageFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := exitedRecords(t, cmd, logs, db)
 	if len(recs) != 1 {
 		t.Fatalf("want the cut stream's record, found %d records:\n%s", len(recs), logs.String())
 	}
@@ -197,10 +185,24 @@ models:
 	if took := time.Since(sent); took > 15*time.Second {
 		t.Fatalf("the requests ran %s after SIGTERM with shutdown_timeout 2s", took)
 	}
+	recs := exitedRecords(t, cmd, logs, db)
+	if len(recs) != 2 {
+		t.Fatalf("want both cut requests' records, found %d:\n%s", len(recs), logs.String())
+	}
+	for _, r := range recs {
+		if r.Status != 503 || r.UsageSource != keygate.UsagePartial || r.PromptTokens == 0 || r.CompletionTokens != 0 || r.Cost == 0 || r.KeyID == "" {
+			t.Fatalf("a request cut by shutdown must be recorded as 503, partial, with its prompt: %+v", r)
+		}
+	}
+}
+
+// exitedRecords waits for keygate to exit, which must be clean, and reads
+// the usage records it left in the SQLite database at db.
+func exitedRecords(t *testing.T, cmd *exec.Cmd, logs *strings.Builder, db string) []keygate.UsageRecord {
+	t.Helper()
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("keygate exited with %v:\n%s", err, logs.String())
 	}
-
 	s, err := store.Open(context.Background(), "sqlite://"+db)
 	if err != nil {
 		t.Fatal(err)
@@ -210,14 +212,7 @@ models:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 2 {
-		t.Fatalf("want both cut requests' records, found %d:\n%s", len(recs), logs.String())
-	}
-	for _, r := range recs {
-		if r.Status != 503 || r.UsageSource != keygate.UsagePartial || r.PromptTokens == 0 || r.CompletionTokens != 0 || r.Cost == 0 || r.KeyID == "" {
-			t.Fatalf("a request cut by shutdown must be recorded as 503, partial, with its prompt: %+v", r)
-		}
-	}
+	return recs
 }
 
 // startKeygate builds the binary into dir, writes the config config(addr)
