@@ -93,3 +93,31 @@ func loginsHeld(t *testing.T, url string) int {
 	t.Fatal("no keygate_login_refusals_held in /metrics")
 	return 0
 }
+
+// TestShutdownSendsHeldLoginRefusals: a refusal held in the login tarpit
+// does not hold up shutdown; it is sent when shutdown begins.
+func TestShutdownSendsHeldLoginRefusals(t *testing.T) {
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
+	g := startWith(t, baseConfig(t, t.TempDir()), clock)
+	for i := range 10 {
+		if a := postLogin(t, g.url, `{"username":"guess`+string(rune('a'+i))+`","password":"wrong-password"}`); a.code != 401 {
+			t.Fatalf("failure %d: %+v", i, a)
+		}
+	}
+	held := make(chan loginAnswer, 1)
+	go func() { held <- postLogin(t, g.url, `{"username":"root","password":"wrong-password"}`) }()
+	for loginsHeld(t, g.url) != 1 {
+		time.Sleep(5 * time.Millisecond) // waiting for the request to arrive
+	}
+	stopped := make(chan struct{})
+	go func() { g.shutdown(t); close(stopped) }()
+	select {
+	case a := <-held:
+		if a.code != 429 {
+			t.Fatalf("a held refusal at shutdown: %+v", a)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not send the held refusal")
+	}
+	<-stopped
+}
