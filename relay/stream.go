@@ -125,12 +125,13 @@ var ErrShutdown = errors.New("keygate is shutting down")
 const shutdownMessage = "keygate is shutting down: the stream was ended after shutdown_timeout"
 
 // shutdownEvent is the error event that ends a stream cut by shutdown, in
-// the caller's dialect.
+// the caller's dialect, with the code a non-streamed request cut by
+// shutdown gets too (cutByShutdown): SPEC's no_available_key.
 func shutdownEvent(d provider.Dialect) []byte {
 	if d == provider.DialectMessages {
-		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"overloaded_error","message":"` + shutdownMessage + `"}}` + "\n\n")
+		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"overloaded_error","message":"` + keygate.ENoAvailableKey + ": " + shutdownMessage + `"}}` + "\n\n")
 	}
-	return []byte(`data: {"error":{"message":"` + shutdownMessage + `","type":"server_error","code":"shutting_down"}}` + "\n\n")
+	return []byte(`data: {"error":{"message":"` + shutdownMessage + `","type":"server_error","code":"` + keygate.ENoAvailableKey + `"}}` + "\n\n")
 }
 
 // cutByShutdown answers a non-streamed request that shutdown cut before

@@ -85,7 +85,7 @@ models:
 		}
 	}
 	took := time.Since(sent)
-	if !strings.Contains(rest.String(), `"code":"shutting_down"`) || strings.Contains(rest.String(), "[DONE]") {
+	if !strings.Contains(rest.String(), `"code":"no_available_key"`) || strings.Contains(rest.String(), "[DONE]") {
 		t.Fatalf("the cut stream must end with an error event, not [DONE] or silence:\n%s", rest.String())
 	}
 	if took > 15*time.Second {
