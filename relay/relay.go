@@ -217,7 +217,7 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 			switch {
 			case f.verdict.Class == health.ClassCanceled:
 				if errors.Is(context.Cause(ctx), ErrShutdown) {
-					r.cutByShutdown(w, c, &a, &rec)
+					r.cutByShutdown(w, c, a, &rec)
 					return rec
 				}
 				rec.Status = statusClientClosed
