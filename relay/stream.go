@@ -21,8 +21,8 @@ import (
 // breaks, stalls or sends an error event is a failure like any other and
 // the loop fails over. The first event commits the stream, and the key's
 // success is reported then. After it, events are relayed as the adapter
-// translates them and flushed whenever the upstream has nothing more
-// buffered; a stall past StreamIdle ends the stream.
+// translates them, and what was written is flushed before each read of
+// the upstream (deadline.go); a stall past StreamIdle ends the stream.
 func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, ad provider.Adapter, resp *http.Response, started time.Time, rec *keygate.UsageRecord) result {
 	r, c := a.relay, a.call
 	idle := durationOr(r.StreamIdle, 2*time.Minute)
