@@ -23,9 +23,12 @@ type deadline struct {
 	expired bool          // a push found the timer fired already
 
 	// A stream's answer: written to since the last flush (dirty), it is
-	// flushed before the next read of the upstream, which may block.
+	// flushed before a read of the upstream that may block: one after a
+	// read that took less than it asked for (drained, the transport had
+	// nothing more for now).
 	rc       *http.ResponseController
 	dirty    bool
+	drained  bool
 	flushErr error
 
 	mu     sync.Mutex // the timer fires on a goroutine of its own
@@ -43,13 +46,14 @@ func (d *deadline) fire() {
 }
 
 // Read reads the upstream body and, when bytes came, moves the deadline
-// idle ahead. What was written to the caller since the last read goes out
-// first: an event never waits in keygate's buffer while keygate waits for
-// the upstream, and there is one flush per upstream read, as httputil
-// does (flushing only once the parser had nothing buffered could hold the
-// first token back behind a half-read event).
+// idle ahead. When the last read drained what the transport had, what was
+// written to the caller since goes out first: an event does not wait in
+// keygate's buffer while keygate waits for the upstream, and a burst read
+// in several pieces is flushed once, as httputil flushes once per read.
+// (Flushing only once the parser had nothing buffered held events back
+// behind a half-arrived one.)
 func (d *deadline) Read(p []byte) (int, error) {
-	if d.dirty {
+	if d.dirty && d.drained {
 		d.dirty = false
 		if err := d.rc.Flush(); err != nil {
 			d.flushErr = err
@@ -57,6 +61,7 @@ func (d *deadline) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := d.src.Read(p)
+	d.drained = n < len(p)
 	if n > 0 && !d.t.Reset(d.idle) {
 		d.expired = true // it fired: its goroutine may still be on its way
 	}
@@ -88,7 +93,7 @@ func (r *Relay) disarm(d *deadline) {
 		return
 	}
 	d.mu.Lock()
-	d.cancel, d.src, d.idle, d.rc, d.dirty, d.flushErr = nil, nil, 0, nil, false, nil
+	d.cancel, d.src, d.idle, d.rc, d.dirty, d.drained, d.flushErr = nil, nil, 0, nil, false, false, nil
 	d.mu.Unlock()
 	r.deadlines.Put(d)
 }
