@@ -64,6 +64,8 @@ type childSpec struct {
 	MaxQueueWait time.Duration  `json:",omitempty"`
 	Hedge        *keygate.Hedge `json:",omitempty"`
 	AdminToken   string         `json:",omitempty"`
+	// Keygate: upstream_client; "" is keygate's default.
+	UpstreamClient string `json:",omitempty"`
 }
 
 // Child serves the role this process was started for and exits, if it was
@@ -201,6 +203,9 @@ func newKeygate(ctx context.Context, dir string, spec childSpec, stderr io.Write
 	}
 	if spec.PacingOff || spec.MaxQueueWait > 0 {
 		fmt.Fprintf(&y, "pacing: {disabled: %v, max_queue_wait: %s}\n", spec.PacingOff, max(spec.MaxQueueWait, time.Millisecond))
+	}
+	if spec.UpstreamClient != "" {
+		fmt.Fprintf(&y, "upstream_client: %s\n", spec.UpstreamClient)
 	}
 	fmt.Fprintf(&y, "models:\n  - model_id: %s\n    base_url: %s\n    key_usage_mode: round_robin\n",
 		strconv.Quote(model), strconv.Quote(spec.Upstream+"/v1"))
