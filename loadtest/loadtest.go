@@ -83,7 +83,7 @@ type Result struct {
 	// Upstream is keygate on the upstream client it does not use by
 	// default (upstream_client), measured in the first round only.
 	Upstream []TargetResult `json:"other_upstream_client,omitempty"`
-	Pick       []PickResult   `json:"pick"`
+	Pick     []PickResult   `json:"pick"`
 }
 
 // TargetResult is one target's measurements.
