@@ -2,6 +2,8 @@ package relay
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/tls"
@@ -10,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/textproto"
 	neturl "net/url"
 	"os"
@@ -400,7 +403,27 @@ func (t *FastTransport) exchange(ctx context.Context, c *fastConn, freq *fasthtt
 		}
 		return resp, nil
 	}
-	body := &fastBody{ctx: ctx, c: c, r: fresp.BodyStream(), release: release, stop: stop, closeAfter: closeAfter}
+	// fasthttp parsed the headers and left the body in br. Its chunked
+	// reader hands out one chunk per Read; net/http's hands out every
+	// chunk already buffered, and the relay flushes the caller whenever its
+	// reader has nothing buffered: one chunk per Read would make one
+	// write to the caller per event.
+	fresp.CloseBodyStream()
+	fasthttp.ReleaseResponse(fresp)
+	var r io.Reader
+	switch {
+	case cl >= 0:
+		r = &lengthBody{br: br, n: int64(cl)}
+	case cl == -1:
+		r = &chunkedBody{br: br, cr: httputil.NewChunkedReader(br)}
+	default:
+		r = br // to the end of the connection
+	}
+	release = func() {
+		br.Reset(nil)
+		readerPool.Put(br)
+	}
+	body := &fastBody{ctx: ctx, c: c, r: r, release: release, stop: stop, closeAfter: closeAfter}
 	resp.Body = body
 	if gzipped && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
 		resp.Body = &gzipBody{body: body}
@@ -441,6 +464,54 @@ func headerValueHas(v []byte, tok string) bool {
 		}
 	}
 	return false
+}
+
+// lengthBody is a body of Content-Length bytes.
+type lengthBody struct {
+	br *bufio.Reader
+	n  int64
+}
+
+func (l *lengthBody) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.br.Read(p)
+	l.n -= int64(n)
+	switch {
+	case l.n == 0:
+		err = io.EOF
+	case errors.Is(err, io.EOF):
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// chunkedBody is a chunked body; at its end it reads the trailer, which
+// keygate drops (no provider sends one), so that the connection is ready
+// for the next answer.
+type chunkedBody struct {
+	br *bufio.Reader
+	cr io.Reader
+}
+
+func (c *chunkedBody) Read(p []byte) (int, error) {
+	n, err := c.cr.Read(p)
+	if errors.Is(err, io.EOF) {
+		for i := 0; ; i++ {
+			line, lerr := c.br.ReadSlice('\n')
+			if lerr != nil || i > 100 {
+				return n, cmp.Or(lerr, errors.New("http: too many trailer lines"))
+			}
+			if len(bytes.TrimRight(line, "\r\n")) == 0 {
+				break
+			}
+		}
+	}
+	return n, err
 }
 
 // fastBody is an answer's body. Read to its end, it puts the connection

@@ -84,6 +84,39 @@ func TestUpstreamStreamsAsItArrives(t *testing.T) {
 	})
 }
 
+// Events that arrived together come out of one Read, as from net/http:
+// the relay flushes the caller when its reader has nothing buffered, so
+// one event per Read would make one write to the caller per event.
+func TestUpstreamReadsEveryBufferedEvent(t *testing.T) {
+	eachClient(t, 0, func(t *testing.T, rt http.RoundTripper) {
+		sent := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for _, ev := range []string{"data: one\n\n", "data: two\n\n", "data: three\n\n"} {
+				io.WriteString(w, ev)
+				w.(http.Flusher).Flush() // a chunk each
+			}
+			close(sent)
+			<-r.Context().Done()
+		}))
+		defer srv.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		resp, err := rt.RoundTrip(post(t, ctx, srv.URL, `{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		<-sent
+		time.Sleep(50 * time.Millisecond) // loopback: the three chunks are in
+		buf := make([]byte, 4096)
+		n, err := resp.Body.Read(buf)
+		if err != nil || string(buf[:n]) != "data: one\n\ndata: two\n\ndata: three\n\n" {
+			t.Fatalf("one Read gave %q, %v", buf[:n], err)
+		}
+	})
+}
+
 // blockingServer's handler waits for the call to go away, and says on
 // gone whether it did.
 func blockingServer(t *testing.T, before func(w http.ResponseWriter)) (*httptest.Server, chan bool) {
