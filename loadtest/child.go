@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -204,9 +205,7 @@ func newKeygate(ctx context.Context, dir string, spec childSpec, stderr io.Write
 	if spec.PacingOff || spec.MaxQueueWait > 0 {
 		fmt.Fprintf(&y, "pacing: {disabled: %v, max_queue_wait: %s}\n", spec.PacingOff, max(spec.MaxQueueWait, time.Millisecond))
 	}
-	if spec.UpstreamClient != "" {
-		fmt.Fprintf(&y, "upstream_client: %s\n", spec.UpstreamClient)
-	}
+	fmt.Fprintf(&y, "upstream_client: %s\n", cmp.Or(spec.UpstreamClient, defaultUpstream()))
 	fmt.Fprintf(&y, "models:\n  - model_id: %s\n    base_url: %s\n    key_usage_mode: round_robin\n",
 		strconv.Quote(model), strconv.Quote(spec.Upstream+"/v1"))
 	if h := spec.Hedge; h != nil {

@@ -10,10 +10,12 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -453,9 +455,16 @@ func orDefault(v, def int) int {
 	return v
 }
 
-// otherUpstream is the upstream client keygate does not use by default.
+// defaultUpstream is keygate's upstream client in every phase: its
+// default, or KEYGATE_UPSTREAM_CLIENT's, so that a run can measure the
+// other one throughout.
+func defaultUpstream() string {
+	return cmp.Or(os.Getenv("KEYGATE_UPSTREAM_CLIENT"), relay.DefaultUpstream)
+}
+
+// otherUpstream is the upstream client keygate does not use in this run.
 func otherUpstream() string {
-	if relay.DefaultUpstream == relay.UpstreamFastHTTP {
+	if defaultUpstream() == relay.UpstreamFastHTTP {
 		return relay.UpstreamNet
 	}
 	return relay.UpstreamFastHTTP

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/keygate/keygate/relay"
 )
 
 // The targets: issue 8's for 1,000 streams, issue 17's for the rest.
@@ -225,7 +223,7 @@ func (r *Result) writeUpstream(w io.Writer) error {
 		{"peak RSS over these phases (MB)", "%.1f", [3]float64{float64(h.PeakRSS) / 1e6, float64(k.PeakRSS) / 1e6, float64(o.PeakRSS) / 1e6}},
 		{"failed requests", "%.0f", [3]float64{float64(h.Failed), float64(k.Failed), float64(o.Failed)}},
 	}
-	fmt.Fprintf(w, "\nkeygate's upstream clients (upstream_client), in the same round: %s is keygate's default\n\n", relay.DefaultUpstream)
+	fmt.Fprintf(w, "\nkeygate's upstream clients (upstream_client), in the same round: the keygate column is %s\n\n", defaultUpstream())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "metric\thttputil\tkeygate\t%s\t\n", o.Name)
 	for _, row := range rows {
