@@ -65,7 +65,8 @@ type FastTransport struct {
 
 	dialer net.Dialer
 	proxy  func(*http.Request) (*neturl.URL, error)
-	hosts  sync.Map // "https://host:port" → *fastHost
+	mu     sync.RWMutex
+	hosts  map[hostKey]*fastHost
 }
 
 // NewFastTransport returns the fasthttp transport for upstream calls, with
@@ -96,7 +97,6 @@ func (t *FastTransport) Proxied() bool { return t.proxy != nil }
 // fastHost is the pool of one scheme://host:port.
 type fastHost struct {
 	t    *FastTransport
-	key  string
 	addr string // host:port to dial
 	tls  bool
 	name string // TLS server name
@@ -364,24 +364,10 @@ func (t *FastTransport) exchange(ctx context.Context, c *fastConn, freq *fasthtt
 	if resp.Proto == "HTTP/1.0" {
 		resp.ProtoMinor = 0
 	}
-	resp.Status = strconv.Itoa(resp.StatusCode)
-	if msg := fresp.Header.StatusMessage(); len(msg) > 0 {
-		resp.Status += " " + string(msg)
-	}
+	resp.Status = statusLine(resp.StatusCode, fresp.Header.StatusMessage())
 	cl := fresp.Header.ContentLength()
 	closeAfter = closeAfter || fresp.Header.ConnectionClose() || cl == -2 // -2: the body ends when the connection does
-	for k, v := range fresp.Header.All() {
-		key := headerKey(k)
-		switch key {
-		case "Transfer-Encoding", "Trailer":
-			continue // net/http moves them to TransferEncoding and Trailer
-		case "Connection":
-			if headerValueHas(v, "close") {
-				continue // net/http moves it to Close
-			}
-		}
-		resp.Header[key] = append(resp.Header[key], string(v))
-	}
+	copyHeader(resp.Header, &fresp.Header)
 	resp.Close = closeAfter
 	switch {
 	case cl >= 0:
@@ -433,6 +419,69 @@ func (t *FastTransport) exchange(ctx context.Context, c *fastConn, freq *fasthtt
 		resp.Uncompressed = true
 	}
 	return resp, nil
+}
+
+// statusLine is the Status of an answer: "200 OK". The common ones are
+// made once.
+func statusLine(code int, msg []byte) string {
+	if code >= 100 && code < 600 {
+		if s := statusLines[code]; s != "" && string(msg) == s[4:] {
+			return s
+		}
+	}
+	if len(msg) == 0 {
+		return strconv.Itoa(code)
+	}
+	return strconv.Itoa(code) + " " + string(msg)
+}
+
+var statusLines = func() (s [600]string) {
+	for code := 100; code < 600; code++ {
+		if t := http.StatusText(code); t != "" {
+			s[code] = strconv.Itoa(code) + " " + t
+		}
+	}
+	return s
+}()
+
+// copyHeader puts the answer's headers into dst as net/http reads them:
+// keys canonical, all the values in one string and one slice, as
+// textproto.Reader does; Transfer-Encoding, Trailer and a Connection
+// saying close left out (net/http moves them to fields of the Response).
+func copyHeader(dst http.Header, src *fasthttp.ResponseHeader) {
+	n, size := 0, 0
+	for _, v := range src.All() {
+		n++
+		size += len(v)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, v := range src.All() {
+		b.Write(v)
+	}
+	all := b.String()
+	strs := make([]string, n)
+	off := 0
+	for k, v := range src.All() {
+		val := all[off : off+len(v)]
+		off += len(v)
+		key := headerKey(k)
+		switch key {
+		case "Transfer-Encoding", "Trailer":
+			continue
+		case "Connection":
+			if headerValueHas(v, "close") {
+				continue
+			}
+		}
+		if vv := dst[key]; vv != nil {
+			dst[key] = append(vv, val)
+			continue
+		}
+		strs[0] = val
+		dst[key] = strs[:1:1]
+		strs = strs[1:]
+	}
 }
 
 // commonKeys are the header keys of most answers, kept as strings so that
@@ -616,11 +665,14 @@ func (g *gzipBody) Close() error { return g.body.Close() }
 
 // host is the pool of u's scheme and host.
 func (t *FastTransport) host(u *neturl.URL) *fastHost {
-	key := u.Scheme + "://" + u.Host
-	if v, ok := t.hosts.Load(key); ok {
-		return v.(*fastHost)
+	key := hostKey{u.Scheme == "https", u.Host}
+	t.mu.RLock()
+	h := t.hosts[key]
+	t.mu.RUnlock()
+	if h != nil {
+		return h
 	}
-	h := &fastHost{t: t, key: key, tls: u.Scheme == "https", name: u.Hostname()}
+	h = &fastHost{t: t, tls: key.https, name: u.Hostname()}
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -629,8 +681,22 @@ func (t *FastTransport) host(u *neturl.URL) *fastHost {
 		}
 	}
 	h.addr = net.JoinHostPort(u.Hostname(), port)
-	v, _ := t.hosts.LoadOrStore(key, h)
-	return v.(*fastHost)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if x := t.hosts[key]; x != nil {
+		return x
+	}
+	if t.hosts == nil {
+		t.hosts = map[hostKey]*fastHost{}
+	}
+	t.hosts[key] = h
+	return h
+}
+
+// hostKey names a pool: a map key that costs no allocation to look up.
+type hostKey struct {
+	https bool
+	host  string
 }
 
 // get returns an idle connection, the most recently used first, or dials.
