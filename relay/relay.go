@@ -12,6 +12,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -205,6 +206,10 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 			last = f
 			switch {
 			case f.verdict.Class == health.ClassCanceled:
+				if errors.Is(context.Cause(ctx), ErrShutdown) {
+					r.cutByShutdown(w, c, &a, &rec)
+					return rec
+				}
 				rec.Status = statusClientClosed
 				return rec
 			case f.stop || !f.verdict.Failover:

@@ -12,6 +12,7 @@ import (
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
+	"github.com/keygate/keygate/respond"
 	"github.com/keygate/keygate/sse"
 )
 
@@ -124,12 +125,31 @@ var ErrShutdown = errors.New("keygate is shutting down")
 const shutdownMessage = "keygate is shutting down: the stream was ended after shutdown_timeout"
 
 // shutdownEvent is the error event that ends a stream cut by shutdown, in
-// the caller's dialect.
+// the caller's dialect, with the code a non-streamed request cut by
+// shutdown gets too (cutByShutdown): SPEC's no_available_key.
 func shutdownEvent(d provider.Dialect) []byte {
 	if d == provider.DialectMessages {
-		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"overloaded_error","message":"` + shutdownMessage + `"}}` + "\n\n")
+		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"overloaded_error","message":"` + keygate.ENoAvailableKey + ": " + shutdownMessage + `"}}` + "\n\n")
 	}
-	return []byte(`data: {"error":{"message":"` + shutdownMessage + `","type":"server_error","code":"shutting_down"}}` + "\n\n")
+	return []byte(`data: {"error":{"message":"` + shutdownMessage + `","type":"server_error","code":"` + keygate.ENoAvailableKey + `"}}` + "\n\n")
+}
+
+// cutByShutdown answers a non-streamed request that shutdown cut before
+// its answer came (SPEC section 7): a complete error in the contract's
+// shape, 503 no_available_key with Retry-After, since no key of this
+// replica is available any more and another replica (or this one,
+// restarted) can serve it; and a record marked partial, holding what was
+// relayed: the prompt, counted by the tokenizer, and no completion.
+func (r *Relay) cutByShutdown(w http.ResponseWriter, c *Call, a *pool.Attempt, rec *keygate.UsageRecord) {
+	rec.Status = http.StatusServiceUnavailable
+	countUsage(&c.Request, "", rec)
+	rec.UsageSource = keygate.UsagePartial
+	m := &a.Deployment.Model
+	rec.Cost = float64(rec.PromptTokens) * m.InputPrice / 1e6
+	a.Key().AddUsage(rec.PromptTokens, rec.CompletionTokens, rec.Cost)
+	w.Header().Set("Retry-After", "1")
+	respond.Error(w, r.Logger, keygate.Errorf(keygate.ENoAvailableKey,
+		"keygate is shutting down: the request was ended after shutdown_timeout; retry it"))
 }
 
 var doneData = []byte("[DONE]")

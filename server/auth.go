@@ -154,7 +154,7 @@ func (a *Auth) loginCaller(token string) (*Caller, error) {
 	if u == nil || u.name != c.Username {
 		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "the user of this login token no longer exists")
 	}
-	return &Caller{Name: "user:" + c.Username, User: c.Username, models: u.models, rate: u.rate, budget: u.budget}, nil
+	return &Caller{Name: loginTokenName(c.Username), User: c.Username, models: u.models, rate: u.rate, budget: u.budget}, nil
 }
 
 // NewAuth builds the authenticator from the admin token; now tells the time
@@ -217,6 +217,24 @@ func (a *Auth) Budgets() map[string]*limit.Budget {
 	}
 	return out
 }
+
+// UserBudgets returns the budget of every user that has one, by the name
+// their login token's requests are recorded under ("user:" + username).
+func (a *Auth) UserBudgets() map[string]*limit.Budget {
+	out := map[string]*limit.Budget{}
+	if users := a.users.Load(); users != nil {
+		for _, u := range *users {
+			if u.budget != nil {
+				out[loginTokenName(u.name)] = u.budget
+			}
+		}
+	}
+	return out
+}
+
+// loginTokenName is the token name a user's login token calls the client
+// API as: the name its usage records carry.
+func loginTokenName(username string) string { return "user:" + username }
 
 // Open reports whether the gateway runs in open mode: no credential was
 // configured at start (allowed only on a loopback address), and none has
