@@ -163,12 +163,20 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	m := metrics.New(a.pool, a.clock)
 	a.metrics.Store(m)
 	go tokenizer.Warm() // off the request path: the first request needing it must not pay the load
+	upstream, err := relay.NewUpstream(cfg.UpstreamClient, cfg.UpstreamTimeout)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if ft, ok := upstream.(*relay.FastTransport); ok && ft.Proxied() {
+		a.log.Warn("upstream_client fasthttp does not use proxies: calls the proxy variables send to a proxy go through net/http")
+	}
 	rl := &relay.Relay{
 		StreamIdle:       cfg.StreamIdleTimeout,
 		BodyTimeout:      cfg.StreamIdleTimeout,
 		Metrics:          m,
 		Pool:             a.pool,
-		Client:           &http.Client{Transport: relay.NewTransport(cfg.UpstreamTimeout)},
+		Client:           &http.Client{Transport: upstream},
 		Recorder:         a.recorder,
 		Logger:           a.log,
 		Clock:            a.clock,

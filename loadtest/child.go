@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,6 +70,8 @@ type childSpec struct {
 	MaxQueueWait time.Duration  `json:",omitempty"`
 	Hedge        *keygate.Hedge `json:",omitempty"`
 	AdminToken   string         `json:",omitempty"`
+	// Keygate: upstream_client; "" is keygate's default.
+	UpstreamClient string `json:",omitempty"`
 }
 
 // Child serves the role this process was started for and exits, if it was
@@ -234,6 +237,7 @@ func newKeygate(ctx context.Context, dir string, spec childSpec, stderr io.Write
 	if spec.PacingOff || spec.MaxQueueWait > 0 {
 		fmt.Fprintf(&y, "pacing: {disabled: %v, max_queue_wait: %s}\n", spec.PacingOff, max(spec.MaxQueueWait, time.Millisecond))
 	}
+	fmt.Fprintf(&y, "upstream_client: %s\n", cmp.Or(spec.UpstreamClient, defaultUpstream()))
 	fmt.Fprintf(&y, "models:\n  - model_id: %s\n    base_url: %s\n    key_usage_mode: round_robin\n",
 		strconv.Quote(model), strconv.Quote(spec.Upstream+"/v1"))
 	if h := spec.Hedge; h != nil {

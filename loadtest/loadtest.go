@@ -10,6 +10,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"runtime"
 	"slices"
 	"time"
+
+	"github.com/keygate/keygate/relay"
 )
 
 // Options size a run. Zero values take the defaults of a full run.
@@ -79,7 +82,10 @@ type Result struct {
 	// numbers are not to be trusted.
 	OtherCores float64        `json:"other_cores"`
 	Targets    []TargetResult `json:"targets"` // direct, httputil, keygate
-	Pick       []PickResult   `json:"pick"`
+	// Upstream is keygate on the upstream client it does not use by
+	// default (upstream_client), measured in the first round only.
+	Upstream []TargetResult `json:"other_upstream_client,omitempty"`
+	Pick     []PickResult   `json:"pick"`
 }
 
 // TargetResult is one target's measurements.
@@ -186,6 +192,8 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	base := &target{name: "httputil", auth: []string{"Bearer " + keys[0]}}
 	kg := &target{name: "keygate", auth: []string{"Bearer " + token}}
 	targets := []*target{direct, base, kg}
+	other := &target{name: "keygate " + otherUpstream(), auth: kg.auth}
+	round := append(targets[:len(targets):len(targets)], other)
 
 	// Latency and throughput, against a provider that answers at once.
 	if direct.proc, err = spawn(childSpec{Role: roleProvider, Keys: keys, Words: words}); err != nil {
@@ -197,8 +205,11 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	if kg.proc, err = spawn(childSpec{Role: roleKeygate, Upstream: direct.proc.url, Keys: keys, Token: token}); err != nil {
 		return nil, err
 	}
-	res.Targets = make([]TargetResult, len(targets))
-	for i, t := range targets {
+	if other.proc, err = spawn(childSpec{Role: roleKeygate, Upstream: direct.proc.url, Keys: keys, Token: token, UpstreamClient: otherUpstream()}); err != nil {
+		return nil, err
+	}
+	res.Targets = make([]TargetResult, len(round))
+	for i, t := range round {
 		res.Targets[i].Name = t.name
 		if i > 0 {
 			if res.Targets[i].IdleRSS, err = t.proc.rss(); err != nil {
@@ -206,16 +217,19 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 			}
 		}
 	}
-	if res.OtherCores, err = measure(ctx, targets, kg, opts, res.Targets); err != nil {
+	if res.OtherCores, err = measure(ctx, round, kg, opts, res.Targets); err != nil {
 		return nil, err
 	}
-	for i, t := range targets[1:] {
+	for i, t := range round[1:] {
 		if res.Targets[i+1].PeakRSS, err = t.proc.peakRSS(); err != nil {
 			return nil, err
 		}
 	}
+	res.Targets, res.Upstream = res.Targets[:len(targets)], res.Targets[len(targets):]
+	o := &res.Upstream[0]
+	o.Sent, o.Failed, o.FirstError = other.errs.sent.Load(), other.errs.failed.Load(), other.errs.first
 	// Nothing of this round may use CPU or memory in the next.
-	for _, t := range targets {
+	for _, t := range round {
 		if err := t.proc.stop(); err != nil {
 			return nil, err
 		}
@@ -454,4 +468,19 @@ func orDefault(v, def int) int {
 		return def
 	}
 	return v
+}
+
+// defaultUpstream is keygate's upstream client in every phase: its
+// default, or KEYGATE_UPSTREAM_CLIENT's, so that a run can measure the
+// other one throughout.
+func defaultUpstream() string {
+	return cmp.Or(os.Getenv("KEYGATE_UPSTREAM_CLIENT"), relay.DefaultUpstream)
+}
+
+// otherUpstream is the upstream client keygate does not use in this run.
+func otherUpstream() string {
+	if defaultUpstream() == relay.UpstreamFastHTTP {
+		return relay.UpstreamNet
+	}
+	return relay.UpstreamFastHTTP
 }
