@@ -127,6 +127,21 @@ func runModelSuite(t *testing.T, newURL func(t *testing.T) string) {
 			if len(list) > 0 && list[0].ID == m.ID && len(list[0].APIKeys) != 2 {
 				t.Errorf("filter %+v: keys not loaded", tt.f)
 			}
+			// The masked list is the same list, its keys named by the id
+			// and mask derived from the secret, in the model's key order.
+			masked, err := db.ListModelsMasked(ctx, tt.f)
+			must(t, err)
+			want := make([]keygate.MaskedModel, len(list))
+			for i, x := range list {
+				for _, k := range x.APIKeys {
+					want[i].Keys = append(want[i].Keys, keygate.KeyRef{ID: db.keyring.hasher.ID(k.Key), Masked: keygate.Mask(k.Key), Status: k.Status})
+				}
+				x.APIKeys = nil
+				want[i].Model = x
+			}
+			if !reflect.DeepEqual(masked, want) {
+				t.Errorf("filter %+v: masked list\n got %+v\nwant %+v", tt.f, masked, want)
+			}
 		}
 		if _, err := db.FindModel(ctx, 9999); keygate.ErrorCode(err) != keygate.ENotFound {
 			t.Errorf("FindModel(9999): %v, want not_found", err)
