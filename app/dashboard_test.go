@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -297,5 +298,38 @@ func TestDashboardPagesHaveNoInlineScript(t *testing.T) {
 	resp, _ := b.do("GET", "/assets/common.js", "", nil)
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
 		t.Errorf("common.js served as %q", ct)
+	}
+}
+
+// Wrong admin tokens on the sign-in page lock the source address out as
+// wrong passwords do: 429 with Retry-After, the right token included, until
+// the lockout ends.
+func TestDashboardAdminTokenSignInIsThrottled(t *testing.T) {
+	b := newDashboard(t)
+	for i := range 10 {
+		if resp := b.signIn(url.Values{"admin_token": {fmt.Sprintf("kg-guess-%d", i)}}); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong admin token %d: %d, want 401", i+1, resp.StatusCode)
+		}
+	}
+	resp := b.signIn(url.Values{"admin_token": {adminToken}})
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "30" {
+		t.Fatalf("right token after 10 wrong ones: %d, Retry-After %q; want 429 and 30", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "kg_session" && c.Value != "" {
+			t.Fatal("a throttled sign-in set a session cookie")
+		}
+	}
+	// The address is locked for password logins too: one count per address.
+	if resp, _ := b.do("POST", "/api/v1/auth/login", `{"username":"root","password":"x"}`, map[string]string{"Content-Type": "application/json"}); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("password login from the locked address: %d, want 429", resp.StatusCode)
+	}
+	b.clock.Advance(30 * time.Second)
+	if resp := b.signIn(url.Values{"admin_token": {adminToken}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("right token after the lockout: %d, want a redirect", resp.StatusCode)
+	}
+	// Success forgets the failures: the next wrong token is a first one.
+	if resp := b.signIn(url.Values{"admin_token": {"kg-guess-again"}}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong token after a success: %d, want 401", resp.StatusCode)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate"
 )
@@ -36,6 +38,17 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var credential, who string
 	switch {
 	case token != "":
+		if th := s.d.Throttle; th != nil {
+			if wait, first := th.AddrWait(r); wait > 0 {
+				if first {
+					s.d.Logger.Warn("dashboard sign-in throttled: address locked out", "remote", r.RemoteAddr, "retry_after", wait.Round(time.Second))
+				}
+				ra := strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second)))
+				w.Header().Set("Retry-After", ra)
+				s.loginFailed(w, r, http.StatusTooManyRequests, "Too many failed sign-ins; try again in "+ra+" s.")
+				return
+			}
+		}
 		credential, who = token, "admin token"
 	case user != "" || pass != "":
 		if s.d.Login == nil {
@@ -57,6 +70,9 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.open() {
 		if err := s.d.Verify(r.Context(), credential); err != nil {
 			status := keygate.HTTPStatus(keygate.ErrorCode(err))
+			if token != "" && s.d.Throttle != nil {
+				s.d.Throttle.AddrFailed(r)
+			}
 			s.d.Logger.Warn("dashboard sign-in refused", "user", who, "remote", r.RemoteAddr, "status", status)
 			msg := "Wrong admin token."
 			if status == http.StatusForbidden {
@@ -65,6 +81,9 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			s.loginFailed(w, r, status, msg)
 			return
 		}
+	}
+	if token != "" && s.d.Throttle != nil {
+		s.d.Throttle.AddrSucceeded(r)
 	}
 	cookie, _ := s.d.Sessions.start(credential, who)
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: cookie, Path: "/", MaxAge: int(SessionTTL.Seconds()),
