@@ -48,11 +48,18 @@ func newCookieClient(t *testing.T) *http.Client {
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// cookieJar keeps cookies by name, whatever their Path (one host).
-type cookieJar struct{ m map[string]*http.Cookie }
+// cookieJar keeps cookies by name, whatever their Path (one host). last
+// is the last session cookie it was given, kept after the browser drops it.
+type cookieJar struct {
+	m    map[string]*http.Cookie
+	last string
+}
 
 func (j *cookieJar) SetCookies(_ *url.URL, cs []*http.Cookie) {
 	for _, c := range cs {
+		if c.Name == "kg_session" && c.Value != "" {
+			j.last = c.Value
+		}
 		if c.MaxAge < 0 {
 			delete(j.m, c.Name)
 		} else {

@@ -85,7 +85,12 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if token != "" && s.d.Throttle != nil {
 		s.d.Throttle.AddrSucceeded(r)
 	}
-	cookie, _ := s.d.Sessions.start(credential, who)
+	cookie, _, err := s.d.Sessions.start(r.Context(), credential, who)
+	if err != nil {
+		s.d.Logger.Error("dashboard sign-in: store session", "err", err)
+		s.loginFailed(w, r, http.StatusInternalServerError, "Sign-in failed; try again.")
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: cookie, Path: "/", MaxAge: int(SessionTTL.Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	s.d.Logger.Info("dashboard sign-in", "user", who, "remote", r.RemoteAddr)
@@ -147,7 +152,9 @@ func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) endCookie(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(CookieName); err == nil {
-		s.d.Sessions.end(c.Value)
+		if err := s.d.Sessions.end(r.Context(), c.Value); err != nil {
+			s.d.Logger.Error("dashboard sign-out: end session", "err", err)
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
