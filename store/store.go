@@ -43,6 +43,8 @@ type DB struct {
 	// stmts are the prepared usage INSERTs of SQLite, by rows per statement.
 	stmtMu sync.Mutex
 	stmts  map[int]*sql.Stmt
+	// prepared are other prepared SQLite statements, by their text.
+	prepared map[string]*sql.Stmt
 }
 
 var _ keygate.Store = (*DB)(nil)
@@ -180,6 +182,9 @@ func (db *DB) Close() error {
 	var err error
 	db.stmtMu.Lock()
 	for _, s := range db.stmts {
+		err = errors.Join(err, s.Close())
+	}
+	for _, s := range db.prepared {
 		err = errors.Join(err, s.Close())
 	}
 	db.stmtMu.Unlock()

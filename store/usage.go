@@ -69,6 +69,13 @@ func (db *DB) insertUsageSQLite(ctx context.Context, records []keygate.UsageReco
 	if err != nil {
 		return err
 	}
+	dayHours := keyDayHours(groups)
+	dayHourStmts := map[int]*sql.Stmt{}
+	for _, rows := range dayHours.sqliteShapes() {
+		if dayHourStmts[rows], err = db.sqlitePrepared(ctx, dayHours.sqliteSQL(rows)); err != nil {
+			return err
+		}
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -104,8 +111,13 @@ func (db *DB) insertUsageSQLite(ctx context.Context, records []keygate.UsageReco
 			}
 		}
 	}
-	err = keyDayHours(groups).sqlite(func(q string, args []any) error {
-		_, err := tx.ExecContext(ctx, q, args...)
+	err = dayHours.sqlite(func(rows int, args []any) error {
+		var err error
+		if stmt := dayHourStmts[rows]; stmt != nil {
+			_, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, dayHours.sqliteSQL(rows), args...)
+		}
 		return err
 	})
 	if err != nil {
@@ -151,6 +163,30 @@ func (db *DB) sqliteInsert(ctx context.Context, rows int) (*sql.Stmt, error) {
 		db.stmts = map[int]*sql.Stmt{}
 	}
 	db.stmts[rows] = s
+	return s, nil
+}
+
+// sqlitePrepared returns query prepared on the writer, once: the rollups'
+// upserts come in a few shapes (rows per statement, hours of the day
+// touched), each parsed once. Past maxPrepared shapes it answers nil (run
+// the query unprepared), so no input grows the cache without end. Call it
+// before the write transaction begins: that holds the writer's only
+// connection.
+func (db *DB) sqlitePrepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	const maxPrepared = 512
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if s := db.prepared[query]; s != nil || len(db.prepared) >= maxPrepared {
+		return s, nil
+	}
+	s, err := db.w.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if db.prepared == nil {
+		db.prepared = map[string]*sql.Stmt{}
+	}
+	db.prepared[query] = s
 	return s, nil
 }
 

@@ -1,13 +1,15 @@
--- Per key and UTC day, the totals of each hour of the day in columns of
--- one row (requests_HH, prompt_HH, completion_HH, cost_HH for HH = 00-23),
--- kept in the same transaction as the records (store/usage_rollups.go).
--- usage_key_days answers group_by=key over whole days; a rolling window
--- (the last 24 h) has two partial days, which at a few requests per key
--- and hour are about a row per request in any per-hour table. Here they
--- are one row per key and day: the hours a window covers are summed across
--- the row's columns, and only the partial hours at its edges are read
--- from usage_minutes. A batch adds to one hour's columns per row, so the
--- write costs what usage_key_days' does.
+-- Per key and UTC day, running totals through each hour of the day, in
+-- columns of one row: requests_HH, prompt_HH, completion_HH and cost_HH sum
+-- the key's records from the day's start to the end of hour HH (00-23;
+-- the _23 columns are the day's totals). Kept in the same transaction as
+-- the records (store/usage_key_day_hours.go).
+--
+-- A rolling window (the last 24 h) has two partial days, which at a few
+-- requests per key and hour are about a row per request in any per-hour
+-- table. Here each partial day is one row per key and two columns per
+-- total: hours a..b of a day are the _b columns less the _(a-1) ones. Only
+-- the partial hours at the window's edges come from usage_minutes. A batch
+-- adds to one row per key and day, in the columns from its first hour on.
 CREATE TABLE usage_key_day_hours (
 	day_ms INTEGER NOT NULL,
 	key_id TEXT NOT NULL,
@@ -110,55 +112,79 @@ CREATE TABLE usage_key_day_hours (
 	PRIMARY KEY (day_ms, key_id)
 ) STRICT, WITHOUT ROWID;
 
-INSERT INTO usage_key_day_hours (day_ms, key_id, requests_00, prompt_00, completion_00, cost_00, requests_01, prompt_01, completion_01, cost_01, requests_02, prompt_02, completion_02, cost_02, requests_03, prompt_03, completion_03, cost_03, requests_04, prompt_04, completion_04, cost_04, requests_05, prompt_05, completion_05, cost_05, requests_06, prompt_06, completion_06, cost_06, requests_07, prompt_07, completion_07, cost_07, requests_08, prompt_08, completion_08, cost_08, requests_09, prompt_09, completion_09, cost_09, requests_10, prompt_10, completion_10, cost_10, requests_11, prompt_11, completion_11, cost_11, requests_12, prompt_12, completion_12, cost_12, requests_13, prompt_13, completion_13, cost_13, requests_14, prompt_14, completion_14, cost_14, requests_15, prompt_15, completion_15, cost_15, requests_16, prompt_16, completion_16, cost_16, requests_17, prompt_17, completion_17, cost_17, requests_18, prompt_18, completion_18, cost_18, requests_19, prompt_19, completion_19, cost_19, requests_20, prompt_20, completion_20, cost_20, requests_21, prompt_21, completion_21, cost_21, requests_22, prompt_22, completion_22, cost_22, requests_23, prompt_23, completion_23, cost_23)
+INSERT INTO usage_key_day_hours (day_ms, key_id,
+	requests_00, prompt_00, completion_00, cost_00,
+	requests_01, prompt_01, completion_01, cost_01,
+	requests_02, prompt_02, completion_02, cost_02,
+	requests_03, prompt_03, completion_03, cost_03,
+	requests_04, prompt_04, completion_04, cost_04,
+	requests_05, prompt_05, completion_05, cost_05,
+	requests_06, prompt_06, completion_06, cost_06,
+	requests_07, prompt_07, completion_07, cost_07,
+	requests_08, prompt_08, completion_08, cost_08,
+	requests_09, prompt_09, completion_09, cost_09,
+	requests_10, prompt_10, completion_10, cost_10,
+	requests_11, prompt_11, completion_11, cost_11,
+	requests_12, prompt_12, completion_12, cost_12,
+	requests_13, prompt_13, completion_13, cost_13,
+	requests_14, prompt_14, completion_14, cost_14,
+	requests_15, prompt_15, completion_15, cost_15,
+	requests_16, prompt_16, completion_16, cost_16,
+	requests_17, prompt_17, completion_17, cost_17,
+	requests_18, prompt_18, completion_18, cost_18,
+	requests_19, prompt_19, completion_19, cost_19,
+	requests_20, prompt_20, completion_20, cost_20,
+	requests_21, prompt_21, completion_21, cost_21,
+	requests_22, prompt_22, completion_22, cost_22,
+	requests_23, prompt_23, completion_23, cost_23)
 SELECT (time_ms / 86400000) * 86400000, key_id,
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 0 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 0 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 0 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 0 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 1 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 1 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 1 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 1 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 2 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 2 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 2 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 2 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 3 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 3 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 3 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 3 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 4 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 4 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 4 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 4 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 5 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 5 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 5 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 5 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 6 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 6 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 6 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 6 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 7 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 7 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 7 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 7 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 8 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 8 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 8 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 8 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 9 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 9 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 9 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 9 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 10 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 10 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 10 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 10 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 11 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 11 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 11 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 11 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 12 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 12 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 12 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 12 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 13 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 13 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 13 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 13 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 14 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 14 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 14 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 14 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 15 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 15 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 15 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 15 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 16 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 16 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 16 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 16 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 17 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 17 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 17 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 17 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 18 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 18 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 18 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 18 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 19 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 19 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 19 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 19 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 20 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 20 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 20 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 20 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 21 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 21 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 21 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 21 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 22 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 22 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 22 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 22 THEN cost ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 23 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 23 THEN prompt_tokens ELSE 0 END),
-	SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 23 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 = 23 THEN cost ELSE 0 END)
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 0 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 0 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 0 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 0 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 1 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 1 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 1 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 1 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 2 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 2 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 2 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 2 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 3 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 3 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 3 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 3 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 4 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 4 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 4 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 4 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 5 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 5 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 5 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 5 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 6 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 6 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 6 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 6 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 7 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 7 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 7 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 7 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 8 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 8 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 8 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 8 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 9 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 9 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 9 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 9 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 10 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 10 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 10 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 10 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 11 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 11 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 11 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 11 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 12 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 12 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 12 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 12 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 13 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 13 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 13 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 13 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 14 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 14 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 14 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 14 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 15 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 15 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 15 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 15 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 16 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 16 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 16 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 16 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 17 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 17 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 17 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 17 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 18 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 18 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 18 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 18 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 19 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 19 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 19 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 19 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 20 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 20 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 20 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 20 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 21 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 21 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 21 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 21 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 22 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 22 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 22 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 22 THEN cost ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 23 THEN 1 ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 23 THEN prompt_tokens ELSE 0 END),
+	SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 23 THEN completion_tokens ELSE 0 END), SUM(CASE WHEN (time_ms % 86400000) / 3600000 <= 23 THEN cost ELSE 0 END)
 FROM usage_records
 GROUP BY 1, 2;
