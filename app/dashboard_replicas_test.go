@@ -1,19 +1,13 @@
 package app_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 
-	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/app"
 	"github.com/keygate/keygate/dashboard"
 )
 
@@ -23,19 +17,7 @@ import (
 func TestDashboardSessionsAcrossReplicas(t *testing.T) {
 	dir := t.TempDir() // one database (and master key beside it) for both
 	clock := clockwork.NewFakeClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
-	replica := func() string {
-		cfg := baseConfig(t, dir)
-		cfg.Models = []keygate.Model{{ModelID: "gpt-4o-mini", Provider: "openai", BaseURL: "http://127.0.0.1:9/v1",
-			APIKeys: []keygate.KeySpec{{Key: "sk-dashboard-test-key-1"}}}}
-		a, err := app.New(context.Background(), cfg, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(a.Handler())
-		t.Cleanup(func() { srv.Close(); a.Store().Close() })
-		return srv.URL
-	}
-	baseA, baseB := replica(), replica()
+	baseA, baseB := serveDashboard(t, dir, clock), serveDashboard(t, dir, clock)
 	jar := newCookieClient(t) // one browser; the balancer sends it to either
 	onA := &browser{t: t, base: baseA, c: jar, clock: clock}
 	onB := &browser{t: t, base: baseB, c: jar, clock: clock}

@@ -31,7 +31,14 @@ type browser struct {
 func newDashboard(t *testing.T) *browser {
 	t.Helper()
 	clock := clockwork.NewFakeClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
-	cfg := baseConfig(t, t.TempDir())
+	return &browser{t: t, base: serveDashboard(t, t.TempDir(), clock), c: newCookieClient(t), clock: clock}
+}
+
+// serveDashboard starts a keygate with one key on the database in dir and
+// answers its URL.
+func serveDashboard(t *testing.T, dir string, clock clockwork.Clock) string {
+	t.Helper()
+	cfg := baseConfig(t, dir)
 	cfg.Models = []keygate.Model{{ModelID: "gpt-4o-mini", Provider: "openai", BaseURL: "http://127.0.0.1:9/v1",
 		APIKeys: []keygate.KeySpec{{Key: "sk-dashboard-test-key-1"}}}}
 	a, err := app.New(context.Background(), cfg, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock})
@@ -40,7 +47,7 @@ func newDashboard(t *testing.T) *browser {
 	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(func() { srv.Close(); a.Store().Close() })
-	return &browser{t: t, base: srv.URL, c: newCookieClient(t), clock: clock}
+	return srv.URL
 }
 
 func newCookieClient(t *testing.T) *http.Client {

@@ -79,18 +79,10 @@ func (db *DB) modelArgs(m *keygate.Model) ([]any, error) {
 // ListModels returns the models matching f, ordered by id, with their keys
 // in clear.
 func (db *DB) ListModels(ctx context.Context, f keygate.ModelFilter) ([]keygate.Model, error) {
-	var (
-		where []string
-		args  []any
-	)
-	for _, c := range []struct{ col, v string }{{"provider", f.Provider}, {"type", f.Type}, {"status", f.Status}} {
-		if c.v != "" {
-			where, args = append(where, "m."+c.col+" = ?"), append(args, c.v)
-		}
-	}
+	where, args := modelFilter(f)
 	var out []keygate.Model
 	err := db.read(ctx, "list models", func(tx *sql.Tx) (err error) {
-		out, err = db.queryModels(ctx, tx, strings.Join(where, " AND "), args)
+		out, err = db.queryModels(ctx, tx, where, args)
 		return err
 	})
 	return out, err
@@ -116,6 +108,9 @@ func (db *DB) FindModel(ctx context.Context, id int64) (*keygate.Model, error) {
 // id, stored mask and status, so listing 10,000 keys decrypts none.
 func (db *DB) ListModelsMasked(ctx context.Context, f keygate.ModelFilter) ([]keygate.MaskedModel, error) {
 	where, args := modelFilter(f)
+	if where != "" {
+		where = " WHERE " + where
+	}
 	var out []keygate.MaskedModel
 	err := db.read(ctx, "list models", func(tx *sql.Tx) error {
 		models, index, err := db.modelRows(ctx, tx, where, args)
@@ -159,7 +154,7 @@ func modelKeysFrom(where string) string {
 	return from + " ORDER BY mk.model_ref, mk.position"
 }
 
-// modelFilter is f as a WHERE clause over alias m.
+// modelFilter is f as conditions over alias m (empty: every model).
 func modelFilter(f keygate.ModelFilter) (string, []any) {
 	var (
 		where []string
@@ -170,10 +165,7 @@ func modelFilter(f keygate.ModelFilter) (string, []any) {
 			where, args = append(where, "m."+c.col+" = ?"), append(args, c.v)
 		}
 	}
-	if len(where) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(where, " AND "), args
+	return strings.Join(where, " AND "), args
 }
 
 // queryModels reads the models matching where (over alias m) and their keys.
