@@ -547,18 +547,18 @@ func (db *DB) sumGroups(ctx context.Context, union string, args []any) ([]keygat
 	out := []keygate.UsageTotal{}
 	for rows.Next() {
 		var (
-			g       string
+			g       sql.RawBytes // a group seen before costs no string
 			n, p, c int64
 			cost    float64
 		)
 		if err := rows.Scan(&g, &n, &p, &c, &cost); err != nil {
 			return nil, fmt.Errorf("sum usage: scan: %w", err)
 		}
-		i, ok := index[g]
+		i, ok := index[string(g)]
 		if !ok {
 			i = len(out)
-			index[g] = i
-			out = append(out, keygate.UsageTotal{Group: g})
+			index[string(g)] = i
+			out = append(out, keygate.UsageTotal{Group: string(g)})
 		}
 		u := &out[i]
 		u.Requests += n
