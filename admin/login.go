@@ -61,7 +61,7 @@ func HandleLogin(d Deps) http.Handler {
 						d.AuditLogin(r, "", "login.throttled", http.StatusTooManyRequests)
 					}
 				}
-				refuse(w, wait)
+				th.refuse(w, r, wait)
 				return
 			}
 		}
@@ -94,7 +94,7 @@ func HandleLogin(d Deps) http.Handler {
 				audit("login.throttled", http.StatusTooManyRequests)
 				d.Logger.Warn("login throttled", "user", b.Username, "remote", r.RemoteAddr)
 			}
-			refuse(w, wait)
+			th.refuse(w, r, wait)
 		}
 		if th != nil {
 			if wait, first := th.wait(b.Username, r); wait > 0 {

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -27,11 +28,30 @@ const (
 	forgetAfter  = time.Hour // a quiet entry is dropped after this
 )
 
+// Tarpit: a throttled login's 429 is held before it is sent. A flood
+// of bad logins is clients that do not honour Retry-After and ask again at
+// once; however cheap each refusal is, thousands a second take cores from
+// the relay. Held, each client gets one refusal per hold, and a held
+// request is a parked goroutine on a timer, costing no CPU. Logins that
+// are not throttled are never held.
+const (
+	TarpitHold    = 5 * time.Second // how long a refusal is held (at most the lockout left)
+	TarpitMaxHeld = 1024            // refusals held at once; past it they go at once, closing the connection
+)
+
 // Throttle counts failed logins per username and per source address.
 // Its zero value is not usable; see NewThrottle.
 type Throttle struct {
 	clock clockwork.Clock
 	slots chan struct{} // one per password hash allowed at once
+
+	// Hold and MaxHeld set the tarpit (default TarpitHold, TarpitMaxHeld);
+	// set them before serving.
+	Hold    time.Duration
+	MaxHeld int64
+	held    atomic.Int64
+	release chan struct{} // closed by Release: held refusals go at once
+	once    sync.Once
 
 	mu    sync.Mutex
 	users map[string]*strikes // by username
@@ -52,8 +72,42 @@ type strikes struct {
 // least one) hash passwords at once.
 func NewThrottle(clock clockwork.Clock) *Throttle {
 	return &Throttle{clock: clock, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		Hold: TarpitHold, MaxHeld: TarpitMaxHeld, release: make(chan struct{}),
 		users: map[string]*strikes{}, addrs: map[string]*strikes{}}
 }
+
+// Held is how many throttled logins' refusals are being held now.
+func (t *Throttle) Held() int64 { return t.held.Load() }
+
+// Release sends every held refusal at once and holds no more: call it when
+// shutdown begins, so the tarpit does not keep the server from stopping.
+func (t *Throttle) Release() { t.once.Do(func() { close(t.release) }) }
+
+// refuse answers a throttled login that must wait wait: after holding it
+// min(wait, Hold) (less if the caller leaves or Release is called), with
+// Retry-After counted from the moment it is sent. Past MaxHeld refusals
+// held at once it answers at once and closes the connection, so a client
+// looping past the cap pays for a new connection each time.
+func (t *Throttle) refuse(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	if t.held.Add(1) > t.MaxHeld {
+		t.held.Add(-1)
+		w.Header()["Connection"] = closeConn
+		refuse(w, wait)
+		return
+	}
+	start := t.clock.Now()
+	timer := t.clock.NewTimer(min(wait, t.Hold))
+	select {
+	case <-timer.Chan():
+	case <-r.Context().Done():
+	case <-t.release:
+	}
+	timer.Stop()
+	t.held.Add(-1)
+	refuse(w, wait-t.clock.Since(start))
+}
+
+var closeConn = []string{"close"}
 
 // sourceHost is the host of r's remote address, without allocating.
 func sourceHost(r *http.Request) string {

@@ -32,6 +32,7 @@ import (
 	"github.com/keygate/keygate/tokenizer"
 	"github.com/keygate/keygate/tracing"
 	"github.com/keygate/keygate/usage"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // loginTTL is how long a login token lasts.
@@ -62,6 +63,8 @@ type App struct {
 	tracing  *tracing.Tracing
 	metrics  atomic.Pointer[metrics.Metrics]
 	auth     *server.Auth
+	throttle *admin.Throttle // login throttle and tarpit
+	seedMu   sync.Mutex
 	seeded   map[*limit.Budget]bool // budgets already given their period's spending
 	tokensMu sync.Mutex
 	handler  http.Handler
@@ -160,12 +163,20 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	m := metrics.New(a.pool, a.clock)
 	a.metrics.Store(m)
 	go tokenizer.Warm() // off the request path: the first request needing it must not pay the load
+	upstream, err := relay.NewUpstream(cfg.UpstreamClient, cfg.UpstreamTimeout)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if ft, ok := upstream.(*relay.FastTransport); ok && ft.Proxied() {
+		a.log.Warn("upstream_client fasthttp does not use proxies: calls the proxy variables send to a proxy go through net/http")
+	}
 	rl := &relay.Relay{
 		StreamIdle:       cfg.StreamIdleTimeout,
 		BodyTimeout:      cfg.StreamIdleTimeout,
 		Metrics:          m,
 		Pool:             a.pool,
-		Client:           &http.Client{Transport: relay.NewTransport(cfg.UpstreamTimeout)},
+		Client:           &http.Client{Transport: upstream},
 		Recorder:         a.recorder,
 		Logger:           a.log,
 		Clock:            a.clock,
@@ -186,7 +197,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		m.Register(a.cluster.Collectors()...)
 		ready = append(ready, a.cluster.Problem)
 	}
-	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now), Throttle: admin.NewThrottle(a.clock)}
+	a.throttle = admin.NewThrottle(a.clock)
+	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keygate_login_refusals_held",
+		Help: "Throttled logins whose 429 is being held (the login tarpit)."}, func() float64 { return float64(a.throttle.Held()) }))
+	logins := &admin.Logins{Users: db, Signer: secret.NewSigner(jwtKey, loginTTL, a.clock.Now), Throttle: a.throttle}
 	a.auth.UseLogins(logins)
 	a.auth.UseClientLogins(logins.Signer)
 	if err := a.reloadUsers(ctx); err != nil {
@@ -245,17 +259,26 @@ func (a *App) reloadTokens(ctx context.Context) error {
 		return fmt.Errorf("load tokens: %w", err)
 	}
 	a.auth.SetTokens(list)
+	return a.seedBudgets(ctx, a.auth.Budgets())
+}
+
+// seedBudgets gives each budget seen for the first time what its token
+// (by the name usage records carry) already spent in the budget's period,
+// read from the stored usage: a restart does not hand out a fresh budget.
+func (a *App) seedBudgets(ctx context.Context, budgets map[string]*limit.Budget) error {
+	a.seedMu.Lock()
+	defer a.seedMu.Unlock()
 	if a.seeded == nil {
 		a.seeded = map[*limit.Budget]bool{}
 	}
 	now := a.clock.Now()
-	for name, b := range a.auth.Budgets() {
+	for name, b := range budgets {
 		if a.seeded[b] {
 			continue
 		}
 		totals, err := a.store.SumUsage(ctx, keygate.UsageQuery{From: limit.PeriodStart(b.Period, now), Token: name})
 		if err != nil {
-			return fmt.Errorf("load spending of token %s: %w", name, err)
+			return fmt.Errorf("load spending of %s: %w", name, err)
 		}
 		if len(totals) == 1 {
 			b.Seed(now, totals[0].Cost)
@@ -266,14 +289,15 @@ func (a *App) reloadTokens(ctx context.Context) error {
 }
 
 // reloadUsers puts the stored users in force for login tokens on the
-// client API, so a deleted user's tokens stop working at once.
+// client API, so a deleted user's tokens stop working at once. A user's
+// budget seen for the first time is seeded like a token's.
 func (a *App) reloadUsers(ctx context.Context) error {
 	users, err := a.store.ListUsers(ctx)
 	if err != nil {
 		return fmt.Errorf("load users: %w", err)
 	}
 	a.auth.SetUsers(users)
-	return nil
+	return a.seedBudgets(ctx, a.auth.UserBudgets())
 }
 
 // Handler is the gateway's HTTP handler.
@@ -295,6 +319,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer cut(nil)
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return base }}
+	srv.RegisterOnShutdown(a.throttle.Release) // held login refusals must not hold up the drain
 	var wg sync.WaitGroup
 	recCtx, stopRec := context.WithCancel(context.Background())
 	defer stopRec()

@@ -12,8 +12,8 @@ import (
 
 // TestThrottledLoginsAreCheap: once an address is locked out, its logins
 // are refused before the body is read (a body that is not even JSON still
-// gets 429, not 400), with Retry-After, and the flood leaves one audit
-// entry per lockout window, not one per attempt.
+// gets 429, not 400), held in the tarpit, with Retry-After, and the flood
+// leaves one audit entry per lockout window, not one per attempt.
 func TestThrottledLoginsAreCheap(t *testing.T) {
 	clock := clockwork.NewFakeClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 	g := startWith(t, baseConfig(t, t.TempDir()), clock)
@@ -31,13 +31,18 @@ func TestThrottledLoginsAreCheap(t *testing.T) {
 			t.Fatalf("failure %d: %d, want 401", i+1, code)
 		}
 	}
-	for i := range 50 {
-		body := `{"username":"someone","password":"wrong-password"}`
+	// The flood comes at once; every refusal is held in the tarpit, then
+	// sent with Retry-After counted from then (30 s lockout - 5 s held).
+	bodies := make([]string, 50)
+	for i := range bodies {
+		bodies[i] = `{"username":"someone","password":"wrong-password"}`
 		if i%2 == 1 {
-			body = `not json at all`
+			bodies[i] = `not json at all`
 		}
-		if code, retry := login(body); code != 429 || retry != "30" {
-			t.Fatalf("throttled attempt %d (%q): %d Retry-After %q, want 429 and 30", i, body, code, retry)
+	}
+	for i, a := range heldLogins(t, g.url, clock, bodies...) {
+		if a.code != 429 || a.retry != "25" {
+			t.Fatalf("throttled attempt %d (%q): %d Retry-After %q, want 429 and 25", i, bodies[i], a.code, a.retry)
 		}
 	}
 	throttled := func(want int) {
@@ -59,13 +64,17 @@ func TestThrottledLoginsAreCheap(t *testing.T) {
 	throttled(1)
 
 	// The next lockout window is reported again, once.
-	clock.Advance(31 * time.Second)
+	clock.Advance(26 * time.Second)
 	if code, _ := login(`{"username":"someone","password":"wrong-password"}`); code != 401 {
 		t.Fatalf("after the lockout: %d, want 401", code)
 	}
-	for range 20 {
-		if code, retry := login(`{"username":"someone","password":"wrong-password"}`); code != 429 || retry != "60" {
-			t.Fatalf("second lockout: %d %q, want 429 and 60", code, retry)
+	bodies = bodies[:20]
+	for i := range bodies {
+		bodies[i] = `{"username":"someone","password":"wrong-password"}`
+	}
+	for _, a := range heldLogins(t, g.url, clock, bodies...) {
+		if a.code != 429 || a.retry != "55" {
+			t.Fatalf("second lockout: %d %q, want 429 and 55", a.code, a.retry)
 		}
 	}
 	throttled(2)

@@ -31,21 +31,23 @@ func TestLoginThrottle(t *testing.T) {
 			t.Fatalf("failure %d: %d, want 401", i+1, code)
 		}
 	}
-	code, retry := loginStatus(t, api, "root", "wrong-password")
-	if code != 429 || retry != "30" {
-		t.Fatalf("after 5 failures: %d Retry-After %q, want 429 and 30", code, retry)
+	// A refusal is held (admin.TarpitHold, 5 s), and Retry-After counts
+	// from when it is sent.
+	code, retry := heldLogin(t, api.url, api.clock, `{"username":"root","password":"wrong-password"}`)
+	if code != 429 || retry != "25" {
+		t.Fatalf("after 5 failures: %d Retry-After %q, want 429 and 25", code, retry)
 	}
-	if code, _ := loginStatus(t, api, "root", "root-password"); code != 429 {
+	if code, _ := heldLogin(t, api.url, api.clock, `{"username":"root","password":"root-password"}`); code != 429 {
 		t.Fatalf("the right password while locked out: %d, want 429", code)
 	}
-	api.clock.Advance(31 * time.Second)
+	api.clock.Advance(21 * time.Second)
 	if code, _ := loginStatus(t, api, "root", "wrong-password"); code != 401 {
 		t.Fatalf("after the lockout: %d, want 401", code)
 	}
-	if code, retry := loginStatus(t, api, "root", "wrong-password"); code != 429 || retry != "60" {
-		t.Fatalf("failing again doubles the lockout: %d %q, want 429 and 60", code, retry)
+	if code, retry := heldLogin(t, api.url, api.clock, `{"username":"root","password":"wrong-password"}`); code != 429 || retry != "55" {
+		t.Fatalf("failing again doubles the lockout: %d %q, want 429 and 55", code, retry)
 	}
-	api.clock.Advance(61 * time.Second)
+	api.clock.Advance(56 * time.Second)
 	api.login("root", "root-password") // a success clears the strikes
 	if code, _ := loginStatus(t, api, "root", "wrong-password"); code != 401 {
 		t.Fatalf("after a success: %d, want 401", code)
@@ -57,7 +59,7 @@ func TestLoginThrottle(t *testing.T) {
 			t.Fatalf("guess %d: %d", i, code)
 		}
 	}
-	if code, retry := loginStatus(t, api, "someone-else", "whatever-pass"); code != 429 || retry == "" {
+	if code, retry := heldLogin(t, api.url, api.clock, `{"username":"someone-else","password":"whatever-pass"}`); code != 429 || retry == "" {
 		t.Fatalf("the address after 10 failures: %d %q, want 429 with Retry-After", code, retry)
 	}
 }

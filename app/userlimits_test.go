@@ -14,14 +14,7 @@ func TestUsersLoginTokensObeyLimits(t *testing.T) {
 		if resp, b := call(t, "POST", e.g.url+"/api/v1/users", adminToken, body); resp.StatusCode != 201 {
 			t.Fatalf("create user: %d %s", resp.StatusCode, b)
 		}
-		resp, b := call(t, "POST", e.g.url+"/api/v1/auth/login", "", `{"username":"`+user+`","password":"correct horse"}`)
-		var v map[string]any
-		json.Unmarshal(b, &v)
-		tok, _ := v["token"].(string)
-		if resp.StatusCode != 200 || tok == "" {
-			t.Fatalf("login: %d %s", resp.StatusCode, b)
-		}
-		return tok
+		return loginToken(t, e.g.url, user, "correct horse")
 	}
 	other := loginAs(`{"username":"dave","password":"correct horse","role":"user","models":["gpt-4o"]}`, "dave")
 	if resp, v := e.chat(t, other, chat); resp.StatusCode != 403 || errCode(v) != "model_not_allowed" {
@@ -48,4 +41,17 @@ func TestUsersLoginTokensObeyLimits(t *testing.T) {
 	if resp.StatusCode != 200 || len(list.Data) != 3 || list.Data[1]["rpm"] != float64(1) {
 		t.Fatalf("users list: %d %s", resp.StatusCode, b)
 	}
+}
+
+// loginToken logs user in and returns their login token.
+func loginToken(t *testing.T, url, user, password string) string {
+	t.Helper()
+	resp, b := call(t, "POST", url+"/api/v1/auth/login", "", `{"username":"`+user+`","password":"`+password+`"}`)
+	var v map[string]any
+	json.Unmarshal(b, &v)
+	tok, _ := v["token"].(string)
+	if resp.StatusCode != 200 || tok == "" {
+		t.Fatalf("login: %d %s", resp.StatusCode, b)
+	}
+	return tok
 }

@@ -41,6 +41,9 @@ type Config struct {
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"` // a Go duration, e.g. "90s"; KEYGATE_UPSTREAM_TIMEOUT
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // how long requests in flight may finish after SIGTERM; KEYGATE_SHUTDOWN_TIMEOUT
 	LogLevel        string        `yaml:"log_level"`        // debug|info|warn|error; KEYGATE_LOG_LEVEL
+	// UpstreamClient is the HTTP client of the calls to providers: net
+	// (net/http) or fasthttp; "" is keygate's default. KEYGATE_UPSTREAM_CLIENT
+	UpstreamClient string `yaml:"upstream_client"`
 	// OTelEndpoint is where traces go over OTLP/HTTP (e.g. http://collector:4318;
 	// /v1/traces is added). Empty: OTEL_EXPORTER_OTLP_ENDPOINT, else no traces.
 	OTelEndpoint string `yaml:"otel_endpoint"` // KEYGATE_OTEL_ENDPOINT
@@ -170,6 +173,7 @@ func (c *Config) applyEnv(get func(string) string, p *problems) {
 		{"KEYGATE_JWT_SECRET", &c.JWTSecret},
 		{"KEYGATE_LOG_LEVEL", &c.LogLevel},
 		{"KEYGATE_OTEL_ENDPOINT", &c.OTelEndpoint},
+		{"KEYGATE_UPSTREAM_CLIENT", &c.UpstreamClient},
 	} {
 		if s := get(v.name); s != "" {
 			*v.dst = s

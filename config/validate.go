@@ -82,6 +82,9 @@ func (c *Config) validate(p *problems) {
 	notNegative(p, "stream_idle_timeout", c.StreamIdleTimeout)
 	notNegative(p, "request_read_timeout", c.RequestReadTimeout)
 	p.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
+	if c.UpstreamClient != "" {
+		p.oneOf("upstream_client", c.UpstreamClient, "net", "fasthttp")
+	}
 	notNegative(p, "key_policy.max_retries", c.KeyPolicy.MaxRetries)
 	notNegative(p, "key_policy.network_retries", c.KeyPolicy.NetworkRetries)
 	for _, class := range failureClasses {

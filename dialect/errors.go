@@ -83,7 +83,7 @@ func AppendError(b []byte, caller string, status int, code, typ, message string)
 		return append(b, "}}"...)
 	}
 	if typ == "" {
-		typ = openAIType(status)
+		typ = OpenAIErrorType(status)
 	}
 	b = append(b, `{"error":{"message":`...)
 	b = AppendString(b, message)
@@ -98,7 +98,10 @@ func AppendError(b []byte, caller string, status int, code, typ, message string)
 	return append(b, "}}"...)
 }
 
-func openAIType(status int) string {
+// OpenAIErrorType is the OpenAI error "type" for a status, as OpenAI itself
+// sends it (a 503 overloaded answer is a "server_error" there), for
+// keygate's own errors and for errors translated into OpenAI's shape alike.
+func OpenAIErrorType(status int) string {
 	switch {
 	case status == http.StatusUnauthorized:
 		return "authentication_error"

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
@@ -169,12 +170,19 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 	}
 	// A quota, permission or rate-limit state is proved over only by a
 	// real minimal call; a model list proves only that the key authenticates.
-	real := t.slot.NeedsRealCall() && (vendor == VendorOpenAI || vendor == VendorSiliconFlow)
+	// Native adapters (Anthropic, Gemini) build their own; OpenAI-compatible
+	// vendors get a one-token chat completion.
+	ad := provider.For(t.dep.Model.Provider)
+	mc, native := ad.(provider.MinimalCaller)
+	real := t.slot.NeedsRealCall() && (native || vendor == VendorOpenAI || vendor == VendorSiliconFlow)
 	var req *http.Request
 	var err error
-	if real {
+	switch {
+	case real && native:
+		req, err = mc.MinimalRequest(ctx, provider.Target{Model: &t.dep.Model, Secret: secret})
+	case real:
 		req, err = newMinimalCall(ctx, t.dep.Model.BaseURL, t.dep.Model.UpstreamName(), secret)
-	} else {
+	default:
 		req, err = newCheckRequest(ctx, vendor, &t.dep.Model, secret)
 	}
 	if err != nil {
@@ -193,16 +201,22 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 	case err != nil:
 		v = health.ClassifyErr(err, ctx.Err() != nil)
 		r.Message = keygate.MaskIn(v.Reason, secret)
+	case resp.StatusCode < 400 && real && native:
+		// The answer must be a generation, not a 200 carrying an error
+		// object (as some relays send): judged as live traffic is.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		r.StatusCode = resp.StatusCode
+		if _, _, f := ad.Answer(&provider.Request{Dialect: provider.DialectChat, Model: t.slot.Model}, resp.StatusCode, resp.Header, body, now); f != nil {
+			v = f.Verdict
+			r.Message = keygate.MaskIn(v.Reason, secret)
+			break
+		}
+		return c.passed(t, r, true, now)
 	case resp.StatusCode < 400:
 		resp.Body.Close()
-		r.OK, r.StatusCode = true, resp.StatusCode
-		if real {
-			c.Pool.Proved(t.slot, now)
-		} else {
-			c.Pool.Checked(t.slot, now, nil)
-		}
-		r.Status = t.key.View(now).Status
-		return r
+		r.StatusCode = resp.StatusCode
+		return c.passed(t, r, real, now)
 	default:
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
@@ -217,6 +231,19 @@ func (c *Checker) check(ctx context.Context, t target) Result {
 	}
 	r.Status = t.key.View(now).Status
 	c.Logger.Info("key checked", "key_id", t.key.ID, "model", t.slot.Model, "ok", r.OK, "class", r.Class, "status", r.StatusCode)
+	return r
+}
+
+// passed records a check that passed: a real call heals every state of
+// the key and model, a model list only an authentication failure.
+func (c *Checker) passed(t target, r Result, real bool, now time.Time) Result {
+	r.OK = true
+	if real {
+		c.Pool.Proved(t.slot, now)
+	} else {
+		c.Pool.Checked(t.slot, now, nil)
+	}
+	r.Status = t.key.View(now).Status
 	return r
 }
 

@@ -119,8 +119,15 @@ func TestRefetchingIsRateLimitedAfterSuccess(t *testing.T) {
 				}
 			}
 			for range 10 {
-				time.Sleep(20 * time.Millisecond) // let any storm show itself
+				// Each second allows one refetch: wait (in real time, for a
+				// loaded machine) until it has been made, then let any storm
+				// beyond it show itself.
+				before := calls.Load()
 				clock.Advance(time.Second)
+				for deadline := time.Now().Add(2 * time.Second); calls.Load() == before && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 			close(stop)
 			time.Sleep(20 * time.Millisecond)

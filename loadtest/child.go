@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,7 +36,7 @@ import (
 // GC, and cores shared with the load generator only through the kernel's
 // scheduler, as a real deployment has.
 //
-// The protocol is lines: the child prints "listening ADDR" on stdout once
+// The protocol is lines: the child prints "listening URL" on stdout once
 // it accepts connections, then answers each command read from stdin
 // ("cpuprofile PATH", "stop") with "ok" or "error: …". End of stdin means
 // shut down, so a child never outlives a harness that dies.
@@ -58,12 +59,19 @@ type childSpec struct {
 	// Provider: rate limits per key and a latency tail (pace.go's phases).
 	Limits *mockprovider.Limits `json:",omitempty"`
 	Tail   *mockprovider.Tail   `json:",omitempty"`
+	// Provider: serve HTTPS (and so HTTP/2) with this certificate and key.
+	TLSCert, TLSKey string `json:",omitempty"`
+	// Baseline, keygate: trust this CA file (SSL_CERT_FILE) for an HTTPS
+	// provider.
+	TrustCA string `json:",omitempty"`
 	// Keygate: pacing off, max_queue_wait, the model's hedge, and an admin
 	// token for GET /api/v1/keys.
 	PacingOff    bool           `json:",omitempty"`
 	MaxQueueWait time.Duration  `json:",omitempty"`
 	Hedge        *keygate.Hedge `json:",omitempty"`
 	AdminToken   string         `json:",omitempty"`
+	// Keygate: upstream_client; "" is keygate's default.
+	UpstreamClient string `json:",omitempty"`
 }
 
 // Child serves the role this process was started for and exits, if it was
@@ -107,13 +115,17 @@ func runChild(specJSON string, stdin io.Reader, stdout, stderr io.Writer) error 
 		p := mockprovider.New(mockprovider.Options{Keys: keys, NoRecord: true, Words: spec.Words, ChunkDelay: spec.ChunkDelay, Latency: spec.Latency,
 			Limits: spec.Limits, Tail: spec.Tail})
 		stats = func() any { return providerStats(p, spec.Keys) }
-		serve = func() error { return serveUntil(ctx, ln, p) }
+		var h http.Handler = p
+		if spec.TLSCert != "" {
+			h = onlyHTTP2(p)
+		}
+		serve = func() error { return serveUntil(ctx, ln, h, spec.TLSCert, spec.TLSKey) }
 	case roleBaseline:
 		h, err := baseline(spec.Upstream, spec.Keys[0])
 		if err != nil {
 			return err
 		}
-		serve = func() error { return serveUntil(ctx, ln, h) }
+		serve = func() error { return serveUntil(ctx, ln, h, "", "") }
 	case roleKeygate:
 		dir, err := os.MkdirTemp("", "keygate-load-")
 		if err != nil {
@@ -131,14 +143,20 @@ func runChild(specJSON string, stdin io.Reader, stdout, stderr io.Writer) error 
 
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
-	fmt.Fprintln(stdout, "listening", ln.Addr())
+	scheme := "http://"
+	if spec.TLSCert != "" {
+		scheme = "https://"
+	}
+	fmt.Fprintln(stdout, "listening", scheme+ln.Addr().String())
 	commands(stdin, stdout, stats)
 	cancel()
 	return <-errc
 }
 
-// serveUntil serves h on ln until ctx ends, then shuts down gracefully.
-func serveUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
+// serveUntil serves h on ln until ctx ends, then shuts down gracefully;
+// with a certificate, over TLS, where net/http speaks HTTP/2 as real
+// providers do.
+func serveUntil(ctx context.Context, ln net.Listener, h http.Handler, certFile, keyFile string) error {
 	// The same header timeout as keygate's server: no server gets a cheaper
 	// configuration than the one it is compared with.
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
@@ -148,10 +166,27 @@ func serveUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	serve := func() error { return srv.Serve(ln) }
+	if certFile != "" {
+		serve = func() error { return srv.ServeTLS(ln, certFile, keyFile) }
+	}
+	if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// onlyHTTP2 refuses requests that are not HTTP/2 with 505, so that a
+// proxy that fell back to HTTP/1.1 (and two sockets per stream) fails its
+// requests rather than passing unnoticed.
+func onlyHTTP2(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			http.Error(w, "this provider speaks HTTP/2 only", http.StatusHTTPVersionNotSupported)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // baseline is the bare reverse proxy keygate is measured against: it sets
@@ -202,6 +237,7 @@ func newKeygate(ctx context.Context, dir string, spec childSpec, stderr io.Write
 	if spec.PacingOff || spec.MaxQueueWait > 0 {
 		fmt.Fprintf(&y, "pacing: {disabled: %v, max_queue_wait: %s}\n", spec.PacingOff, max(spec.MaxQueueWait, time.Millisecond))
 	}
+	fmt.Fprintf(&y, "upstream_client: %s\n", cmp.Or(spec.UpstreamClient, defaultUpstream()))
 	fmt.Fprintf(&y, "models:\n  - model_id: %s\n    base_url: %s\n    key_usage_mode: round_robin\n",
 		strconv.Quote(model), strconv.Quote(spec.Upstream+"/v1"))
 	if h := spec.Hedge; h != nil {
@@ -295,7 +331,7 @@ type proc struct {
 	cmd  *exec.Cmd
 	in   io.WriteCloser
 	out  *bufio.Reader
-	url  string        // http://127.0.0.1:port
+	url  string        // http://127.0.0.1:port, or https:// for a TLS provider
 	done chan struct{} // closed when the child has exited
 	err  error         // its exit status, once done
 
@@ -318,6 +354,9 @@ func start(ctx context.Context, spec childSpec, stderr io.Writer) (*proc, error)
 	// on exit, waiting for reports from goroutines that are all gone.
 	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(specJSON), "GORACE="+gorace)
+	if spec.TrustCA != "" {
+		cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+spec.TrustCA)
+	}
 	cmd.Stderr = stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -344,8 +383,8 @@ func start(ctx context.Context, spec childSpec, stderr io.Writer) (*proc, error)
 	}()
 	select {
 	case s := <-line:
-		if addr, ok := strings.CutPrefix(strings.TrimSpace(s), "listening "); ok {
-			p.url = "http://" + addr
+		if u, ok := strings.CutPrefix(strings.TrimSpace(s), "listening "); ok {
+			p.url = u
 			return p, nil
 		}
 		p.stop()

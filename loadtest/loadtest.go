@@ -10,14 +10,18 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"time"
+
+	"github.com/keygate/keygate/relay"
 )
 
 // Options size a run. Zero values take the defaults of a full run.
@@ -78,7 +82,10 @@ type Result struct {
 	// numbers are not to be trusted.
 	OtherCores float64        `json:"other_cores"`
 	Targets    []TargetResult `json:"targets"` // direct, httputil, keygate
-	Pick       []PickResult   `json:"pick"`
+	// Upstream is keygate on the upstream client it does not use by
+	// default (upstream_client), measured in the first round only.
+	Upstream []TargetResult `json:"other_upstream_client,omitempty"`
+	Pick     []PickResult   `json:"pick"`
 }
 
 // TargetResult is one target's measurements.
@@ -185,6 +192,8 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	base := &target{name: "httputil", auth: []string{"Bearer " + keys[0]}}
 	kg := &target{name: "keygate", auth: []string{"Bearer " + token}}
 	targets := []*target{direct, base, kg}
+	other := &target{name: "keygate " + otherUpstream(), auth: kg.auth}
+	round := append(targets[:len(targets):len(targets)], other)
 
 	// Latency and throughput, against a provider that answers at once.
 	if direct.proc, err = spawn(childSpec{Role: roleProvider, Keys: keys, Words: words}); err != nil {
@@ -196,8 +205,11 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	if kg.proc, err = spawn(childSpec{Role: roleKeygate, Upstream: direct.proc.url, Keys: keys, Token: token}); err != nil {
 		return nil, err
 	}
-	res.Targets = make([]TargetResult, len(targets))
-	for i, t := range targets {
+	if other.proc, err = spawn(childSpec{Role: roleKeygate, Upstream: direct.proc.url, Keys: keys, Token: token, UpstreamClient: otherUpstream()}); err != nil {
+		return nil, err
+	}
+	res.Targets = make([]TargetResult, len(round))
+	for i, t := range round {
 		res.Targets[i].Name = t.name
 		if i > 0 {
 			if res.Targets[i].IdleRSS, err = t.proc.rss(); err != nil {
@@ -205,16 +217,19 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 			}
 		}
 	}
-	if res.OtherCores, err = measure(ctx, targets, kg, opts, res.Targets); err != nil {
+	if res.OtherCores, err = measure(ctx, round, kg, opts, res.Targets); err != nil {
 		return nil, err
 	}
-	for i, t := range targets[1:] {
+	for i, t := range round[1:] {
 		if res.Targets[i+1].PeakRSS, err = t.proc.peakRSS(); err != nil {
 			return nil, err
 		}
 	}
+	res.Targets, res.Upstream = res.Targets[:len(targets)], res.Targets[len(targets):]
+	o := &res.Upstream[0]
+	o.Sent, o.Failed, o.FirstError = other.errs.sent.Load(), other.errs.failed.Load(), other.errs.first
 	// Nothing of this round may use CPU or memory in the next.
-	for _, t := range targets {
+	for _, t := range round {
 		if err := t.proc.stop(); err != nil {
 			return nil, err
 		}
@@ -259,7 +274,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		r.Held = t.hold(ctx, opts.Streams)
 		r.HoldPeakRSS, err = t.proc.peakRSS()
 		return err
-	}, base, kg, &res.Targets[1], &res.Targets[2])
+	}, base, kg, &res.Targets[1], &res.Targets[2], "")
 	if err != nil {
 		return nil, err
 	}
@@ -268,8 +283,22 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 
 	// Many streams at once, opened in steps: each proxy in a fresh process
-	// again, behind a provider whose streams last ManyLife.
-	many, err := spawn(childSpec{Role: roleProvider, Keys: keys, Words: words, ChunkDelay: opts.ManyLife / words})
+	// again, behind a provider whose streams last ManyLife. The provider
+	// speaks HTTPS and so HTTP/2, as real providers do: a proxy then holds
+	// one socket per stream (its caller's) and multiplexes its upstream
+	// calls over a few connections, where over HTTP/1.1 it would hold two
+	// sockets per stream, and 10,000 streams would need more than the open
+	// files limit of many machines.
+	dir, err := os.MkdirTemp("", "keygate-load-tls-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	tls, err := newCerts(dir)
+	if err != nil {
+		return nil, fmt.Errorf("make the provider's certificate: %w", err)
+	}
+	many, err := spawn(childSpec{Role: roleProvider, Keys: keys, Words: words, ChunkDelay: opts.ManyLife / words, TLSCert: tls.Cert, TLSKey: tls.Key})
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +320,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 		r.ManyPeakRSS, err = t.proc.peakRSS()
 		return err
-	}, base, kg, &res.Targets[1], &res.Targets[2])
+	}, base, kg, &res.Targets[1], &res.Targets[2], tls.CA)
 	if err != nil {
 		return nil, err
 	}
@@ -330,16 +359,17 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 
 // eachProxy runs fn on the baseline, then on keygate, each in a fresh
 // process behind provider (so its VmHWM is the peak of fn alone), stopping
-// each after.
+// each after. An HTTPS provider's certificate is signed by the CA in file
+// trust.
 func eachProxy(spawn func(childSpec) (*proc, error), provider *proc, keys []string, fn func(*TargetResult, *target) error,
-	base, kg *target, baseRes, kgRes *TargetResult) error {
+	base, kg *target, baseRes, kgRes *TargetResult, trust string) error {
 	for _, x := range []struct {
 		spec childSpec
 		t    *target
 		r    *TargetResult
 	}{
-		{childSpec{Role: roleBaseline, Upstream: provider.url, Keys: keys}, base, baseRes},
-		{childSpec{Role: roleKeygate, Upstream: provider.url, Keys: keys, Token: token}, kg, kgRes},
+		{childSpec{Role: roleBaseline, Upstream: provider.url, Keys: keys, TrustCA: trust}, base, baseRes},
+		{childSpec{Role: roleKeygate, Upstream: provider.url, Keys: keys, Token: token, TrustCA: trust}, kg, kgRes},
 	} {
 		var err error
 		if x.t.proc, err = spawn(x.spec); err != nil {
@@ -438,4 +468,19 @@ func orDefault(v, def int) int {
 		return def
 	}
 	return v
+}
+
+// defaultUpstream is keygate's upstream client in every phase: its
+// default, or KEYGATE_UPSTREAM_CLIENT's, so that a run can measure the
+// other one throughout.
+func defaultUpstream() string {
+	return cmp.Or(os.Getenv("KEYGATE_UPSTREAM_CLIENT"), relay.DefaultUpstream)
+}
+
+// otherUpstream is the upstream client keygate does not use in this run.
+func otherUpstream() string {
+	if defaultUpstream() == relay.UpstreamFastHTTP {
+		return relay.UpstreamNet
+	}
+	return relay.UpstreamFastHTTP
 }

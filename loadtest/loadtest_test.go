@@ -63,10 +63,10 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("no CPU profile written: %v", err)
 	}
 
-	// 24 rows measure the targets, one per pool size, then requests and
+	// 23 rows measure the targets, one per pool size, then requests and
 	// failures.
 	rows := res.rows()
-	if want := 24 + len(pickSizes) + 2; len(rows) != want {
+	if want := 23 + len(pickSizes) + 2; len(rows) != want {
 		t.Errorf("got %d rows, want %d", len(rows), want)
 	}
 	for _, row := range rows {
@@ -88,6 +88,10 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %d of %d requests failed; the first: %s", tr.Name, tr.Failed, tr.Sent, tr.FirstError)
 		}
 	}
+	// keygate on its other upstream client ran the first round, unfailing.
+	if len(res.Upstream) != 1 || res.Upstream[0].Sent == 0 || res.Upstream[0].Failed > 0 || res.Upstream[0].ServerCPUPerRequest <= 0 {
+		t.Errorf("keygate on the other upstream client: %+v", res.Upstream)
+	}
 	for _, tr := range res.Targets[1:] {
 		if tr.Held != opts.Streams {
 			t.Errorf("%s held %d streams open at once, want all %d", tr.Name, tr.Held, opts.Streams)
@@ -97,6 +101,9 @@ func TestSmoke(t *testing.T) {
 	var table strings.Builder
 	if err := res.WriteTable(&table); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "keygate's upstream clients") {
+		t.Error("table has no comparison of the upstream clients")
 	}
 	for _, row := range rows {
 		if !strings.Contains(table.String(), row.label) {

@@ -79,12 +79,14 @@ func (p *proc) statusKB(field string) (int64, error) {
 var maxFiles int
 
 // fdStreams is how many streams a proxy can hold at once under maxFiles:
-// two connections each, and some room for its listener, database and logs.
-func fdStreams() int { return (maxFiles - 256) / 2 }
+// one connection each from its caller (the upstream calls share HTTP/2
+// connections, one per 250 streams), and some room for its listener,
+// database and logs. The load generator holds as many, in a process of
+// its own.
+func fdStreams() int { return maxFiles - 512 }
 
 // openFiles raises this process's limit of open files, which its children
-// inherit, to what n streams need: a proxy holds two connections per
-// stream. Raising the hard limit takes root (CAP_SYS_RESOURCE); without it
+// inherit, to what n streams need. Raising the hard limit takes root (CAP_SYS_RESOURCE); without it
 // the soft limit goes as high as the hard one allows, and a run that needs
 // more says so.
 func openFiles(n int, log io.Writer) error {

@@ -69,14 +69,6 @@ func (r *Result) rows() []row {
 	if r.ManyStreams >= manyStreams {
 		manyRSS.verdict = verdict(k.ManyPeakRSS <= maxManyRSS && k.ManyHeld >= manyStreams)
 	}
-	// Where the open files limit kept the phase under 10,000 streams, the
-	// verdict goes to the RSS extrapolated from the steps.
-	extra := row{label: "RSS at 10,000 streams, extrapolated (MB)", format: "%.1f", kind: derived,
-		vals: [3]float64{na, mb(at10k(h.ManySteps)), mb(at10k(k.ManySteps))}}
-	if r.ManyLimited {
-		extra.target = "keygate ≤ 500"
-		extra.verdict = verdict(at10k(k.ManySteps) <= maxManyRSS && k.ManyHeld >= r.ManyStreams*99/100)
-	}
 	rows := []row{
 		{label: "sequential p50 (µs)", format: "%.0f", vals: [3]float64{us(d.SeqP50), us(h.SeqP50), us(k.SeqP50)}},
 		{label: "sequential p99 (µs)", format: "%.0f", vals: [3]float64{us(d.SeqP99), us(h.SeqP99), us(k.SeqP99)}},
@@ -120,7 +112,6 @@ func (r *Result) rows() []row {
 			vals: [3]float64{na, float64(h.ManyHeld), float64(k.ManyHeld)}},
 		{label: "RSS per 1,000 open streams (MB)", format: "%.1f", kind: derived,
 			vals: [3]float64{na, perThousand(h.ManySteps), perThousand(k.ManySteps)}},
-		extra,
 	}
 	for _, p := range r.Pick {
 		pr := row{label: fmt.Sprintf("pick, %s keys, %d goroutines (ns)", thousands(p.Keys), p.Goroutines),
@@ -168,12 +159,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := r.writeUpstream(w); err != nil {
+		return err
+	}
 	// CPU times tick every 10 ms: too coarse to judge shorter phases.
 	if r.OtherCores > maxOtherCores && r.Duration >= time.Second {
 		fmt.Fprintf(w, "\nWARNING: other processes or the hypervisor took %.2f cores during the measurements: these numbers are not a measurement.\n", r.OtherCores)
 	}
 	if r.ManyLimited {
-		fmt.Fprintf(w, "\nThe open files limit of this machine let a proxy hold %s streams (two connections each), not 10,000.\n", thousands(r.ManyStreams))
+		fmt.Fprintf(w, "\nThe open files limit of this machine let a proxy hold %s streams, not 10,000.\n", thousands(r.ManyStreams))
 	}
 	for _, t := range r.Targets {
 		if len(t.ManySteps) == 0 {
@@ -189,6 +183,52 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if t.Failed > 0 {
 			fmt.Fprintf(w, "\n%s: %d of %d requests failed; the first: %s\n", t.Name, t.Failed, t.Sent, t.FirstError)
 		}
+	}
+	return nil
+}
+
+// writeUpstream prints keygate on its two upstream clients side by side,
+// from the first round, in which both ran (issue 17's leaner HTTP stack:
+// relay/fastclient.go).
+func (r *Result) writeUpstream(w io.Writer) error {
+	if len(r.Upstream) == 0 {
+		return nil
+	}
+	d, h, k, o := r.Targets[0], r.Targets[1], r.Targets[2], r.Upstream[0]
+	us := func(t time.Duration) float64 { return float64(t) / 1e3 }
+	rows := []struct {
+		label, format string
+		vals          [3]float64 // httputil, keygate, the other
+	}{
+		{"sequential p50 (µs)", "%.0f", [3]float64{us(h.SeqP50), us(k.SeqP50), us(o.SeqP50)}},
+		{"p50 overhead over direct (µs)", "%+.0f", [3]float64{us(h.SeqP50 - d.SeqP50), us(k.SeqP50 - d.SeqP50), us(o.SeqP50 - d.SeqP50)}},
+		{fmt.Sprintf("throughput, %d conns (req/s)", r.Conns), "%.0f", [3]float64{h.Throughput, k.Throughput, o.Throughput}},
+		{"throughput ÷ httputil", "%.2f×", [3]float64{1, k.Throughput / h.Throughput, o.Throughput / h.Throughput}},
+		{fmt.Sprintf("server CPU per request, %d conns (µs)", r.Conns), "%.1f",
+			[3]float64{us(h.ServerCPUPerRequest), us(k.ServerCPUPerRequest), us(o.ServerCPUPerRequest)}},
+		{"server CPU per request ÷ httputil", "%.2f×", [3]float64{1, float64(k.ServerCPUPerRequest) / float64(h.ServerCPUPerRequest),
+			float64(o.ServerCPUPerRequest) / float64(h.ServerCPUPerRequest)}},
+		{"stream TTFT p50 (µs)", "%.0f", [3]float64{us(h.TTFTP50), us(k.TTFTP50), us(o.TTFTP50)}},
+		{"TTFT p50 overhead over direct (µs)", "%+.0f", [3]float64{us(h.TTFTP50 - d.TTFTP50), us(k.TTFTP50 - d.TTFTP50), us(o.TTFTP50 - d.TTFTP50)}},
+		{fmt.Sprintf("streams, %d conns (streams/s)", r.Conns), "%.0f", [3]float64{h.StreamThroughput, k.StreamThroughput, o.StreamThroughput}},
+		{"peak RSS over these phases (MB)", "%.1f", [3]float64{float64(h.PeakRSS) / 1e6, float64(k.PeakRSS) / 1e6, float64(o.PeakRSS) / 1e6}},
+		{"failed requests", "%.0f", [3]float64{float64(h.Failed), float64(k.Failed), float64(o.Failed)}},
+	}
+	fmt.Fprintf(w, "\nkeygate's upstream clients (upstream_client), in the same round: the keygate column is %s\n\n", defaultUpstream())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "metric\thttputil\tkeygate\t%s\t\n", o.Name)
+	for _, row := range rows {
+		fmt.Fprintf(tw, "%s\t", row.label)
+		for _, v := range row.vals {
+			fmt.Fprintf(tw, row.format+"\t", v)
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if o.Failed > 0 {
+		fmt.Fprintf(w, "\n%s: %d of %d requests failed; the first: %s\n", o.Name, o.Failed, o.Sent, o.FirstError)
 	}
 	return nil
 }
@@ -213,16 +253,6 @@ func perThousand(steps []RSSStep) float64 {
 		return math.NaN()
 	}
 	return float64(b.RSS-a.RSS) / 1e6 / float64(b.Open-a.Open) * 1000
-}
-
-// at10k is the RSS the steps point to at 10,000 open streams.
-func at10k(steps []RSSStep) int64 {
-	p := perThousand(steps)
-	if math.IsNaN(p) {
-		return 0
-	}
-	last := topStep(steps)
-	return last.RSS + int64(p*1e6*float64(manyStreams-last.Open)/1000)
 }
 
 // topStep is the step with the most streams open.

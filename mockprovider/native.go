@@ -96,10 +96,13 @@ func (p *Provider) admit(w http.ResponseWriter, r *http.Request, vendor, key, mo
 			return false
 		}
 	}
-	if b != OK {
+	if b != OK && !(r.Method == http.MethodGet && (vendor == VendorAnthropic || vendor == VendorGemini)) {
 		writeVendor(w, vendorFailure(vendor, b))
 		return false
 	}
+	// Anthropic and Gemini list their models for any key that
+	// authenticates, one out of credit or at its rate limit included: the
+	// list proves nothing more, which keygate's recovery checks must know.
 	return true
 }
 

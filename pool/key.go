@@ -25,10 +25,11 @@ type Key struct {
 	validUntil atomic.Int64 // unix nanoseconds; 0 = no expiry (a static key)
 	st         state        // key-wide health
 
-	ID     string // keyed hash of the secret (or of the key source); safe to log and store
-	Weight int
-	hub    *hub         // the pool's watchers of state changes
-	opAt   atomic.Int64 // unix nanoseconds of the operator's last switch
+	ID       string // keyed hash of the secret (or of the key source); safe to log and store
+	Weight   int
+	idHeader []string     // ID as a header value, made once
+	hub      *hub         // the pool's watchers of state changes
+	opAt     atomic.Int64 // unix nanoseconds of the operator's last switch
 
 	secret      atomic.Pointer[string]
 	masked      atomic.Pointer[string]
@@ -249,4 +250,13 @@ func (k *Key) Acquire() (release func()) {
 	k.inflight.Add(1)
 	k.statsDirty.Store(true)
 	return func() { k.inflight.Add(-1) }
+}
+
+// IDHeader is the key's ID as a header's value slice, made once for every
+// answer the key serves. It is shared: set it, never change it.
+func (k *Key) IDHeader() []string {
+	if k.idHeader == nil {
+		return []string{k.ID} // a Key made outside a Pool
+	}
+	return k.idHeader
 }

@@ -268,6 +268,7 @@ func (p *Pool) newKey(id, secret string, weight int) *Key {
 	k := p.keySlab.next(p.hint)
 	p.hint--
 	k.ID, k.Weight, k.hub = id, weight, &p.hub
+	k.idHeader = []string{id}
 	k.setSecret(secret)
 	return k
 }

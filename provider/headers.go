@@ -13,11 +13,16 @@ var forwarded = []string{
 	"Accept", "Openai-Beta", "Anthropic-Version", "Anthropic-Beta", "Idempotency-Key",
 }
 
-// ForwardHeaders returns the caller headers a provider may get.
+// ForwardHeaders returns the caller headers a provider may get: nil when
+// the caller sent none of them, as most do (a map made for nothing was
+// four allocations a request). The result is only read.
 func ForwardHeaders(in http.Header) http.Header {
-	out := make(http.Header, len(forwarded)+4)
+	var out http.Header
 	for _, name := range forwarded {
 		if v, ok := in[name]; ok {
+			if out == nil {
+				out = make(http.Header, len(forwarded))
+			}
 			out[name] = v
 		}
 	}
@@ -37,6 +42,10 @@ func CopyAnswerHeaders(dst, src http.Header) {
 	}
 }
 
+// jsonContentType is shared by every request that sends JSON: header value
+// slices are only read once set, and replaced, never changed, by Set.
+var jsonContentType = []string{"application/json"}
+
 // SetHeaders prepares an upstream request's headers: the forwarded caller
 // headers, then the deployment's own headers: (which win), then the
 // request id. The adapter sets the authentication last.
@@ -45,11 +54,11 @@ func SetHeaders(out *http.Request, req *Request, t Target) {
 	for name, v := range req.Header {
 		h[name] = v
 	}
-	ct := req.ContentType
-	if ct == "" {
-		ct = "application/json"
+	if req.ContentType == "" {
+		h["Content-Type"] = jsonContentType
+	} else {
+		h["Content-Type"] = []string{req.ContentType}
 	}
-	h.Set("Content-Type", ct)
 	for name, v := range t.Model.Headers {
 		h[textproto.CanonicalMIMEHeaderKey(name)] = []string{v}
 	}

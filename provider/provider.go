@@ -133,6 +133,19 @@ type Adapter interface {
 	CheckRequest(ctx context.Context, t Target) (*http.Request, error)
 }
 
+// MinimalCaller is an adapter that builds the real minimal call of SPEC
+// section 4: one generated token, from keygate's own inputs only (the
+// deployment and the key). A model list proves only that a key
+// authenticates; this call passing proves it has quota and room, so a
+// quota, permission or rate-limit state may heal on it. keycheck judges
+// its answer with the adapter's Answer and Failure, as live traffic.
+type MinimalCaller interface {
+	MinimalRequest(ctx context.Context, t Target) (*http.Request, error)
+}
+
+// MinimalPrompt is the prompt of every minimal call.
+const MinimalPrompt = "hi"
+
 // Stream translates one upstream stream, event by event.
 type Stream interface {
 	// Event appends what the caller gets for ev to out (nothing, for an

@@ -32,6 +32,7 @@ type attempt struct {
 	meta     provider.Meta
 	started  time.Time  // when the upstream call went out
 	span     trace.Span // the attempt's span; nil when not traced
+	ev       AttemptEvent
 }
 
 // result is what an attempt leaves for the loop to decide on.
@@ -62,11 +63,14 @@ func (a *attempt) report(o pool.Outcome) {
 	a.reported = true
 	r := a.relay
 	r.Pool.Report(a.a, o)
-	r.publish(&AttemptEvent{
+	// The event lives in the attempt (in the Call, on the heap already):
+	// subscribers get it for the call only.
+	a.ev = AttemptEvent{
 		Outcome: o, RequestID: a.call.RequestID, Model: a.group,
 		Provider: a.a.Deployment.Model.Provider, UpstreamModel: a.a.Deployment.Model.UpstreamName(),
 		KeyID: a.a.Key().ID, Attempt: a.n, Stream: a.call.Stream, Status: a.status, Limits: a.meta.Limits,
-	})
+	}
+	r.publish(&a.ev)
 }
 
 var errIdle = errors.New("the provider sent nothing for too long")
@@ -165,12 +169,31 @@ func (a *attempt) answer(ctx, actx context.Context, cancel context.CancelCauseFu
 	return result{delivered: true, outcome: pool.Outcome{Time: r.Clock.Now(), Latency: r.Clock.Since(started)}}
 }
 
+// setHeaders sets keygate's answer headers from value slices made once
+// (header names here are canonical already): a Set each was two
+// allocations a request.
 func (a *attempt) setHeaders(h http.Header) {
-	h.Set("X-Keygate-Key", a.a.Key().ID)
-	h.Set("X-Keygate-Attempts", strconv.Itoa(a.n))
+	h["X-Keygate-Key"] = a.a.Key().IDHeader()
+	h["X-Keygate-Attempts"] = attemptsHeader(a.n)
 	if a.meta.RequestID != "" {
-		h.Set("X-Upstream-Request-Id", a.meta.RequestID)
+		h["X-Upstream-Request-Id"] = []string{a.meta.RequestID}
 	}
+}
+
+// attemptsHeaders are the X-Keygate-Attempts values of the attempts most
+// requests take.
+var attemptsHeaders = func() (v [16][]string) {
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+func attemptsHeader(n int) []string {
+	if n >= 0 && n < len(attemptsHeaders) {
+		return attemptsHeaders[n]
+	}
+	return []string{strconv.Itoa(n)}
 }
 
 // usage puts the answer's tokens and cost in the record and on the key,
@@ -235,8 +258,8 @@ func (a *attempt) read(actx context.Context, cancel context.CancelCauseFunc, bod
 // readInto reads body into buf, up to limit bytes (errTooLarge past it),
 // cancelling the attempt if it takes longer than timeout.
 func (a *attempt) readInto(buf *bytes.Buffer, actx context.Context, cancel context.CancelCauseFunc, body io.Reader, limit int64, timeout time.Duration) ([]byte, error) {
-	t := a.relay.Clock.AfterFunc(timeout, func() { cancel(errIdle) })
-	defer t.Stop()
+	d := a.relay.arm(timeout, cancel)
+	defer a.relay.disarm(d)
 	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
 	if err == nil && n > limit {
 		return buf.Bytes()[:limit], errTooLarge

@@ -38,7 +38,8 @@ func (e *AttemptEvent) Class() health.Class {
 
 // Subscriber receives every attempt's outcome. OnAttempt runs on the
 // request path and must return at once; a subscriber with real work to do
-// wraps itself in a Queue.
+// wraps itself in a Queue. e is the attempt's own and valid only during
+// the call: one that keeps it copies it, as Queue does.
 type Subscriber interface {
 	OnAttempt(e *AttemptEvent)
 }

@@ -12,6 +12,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -68,7 +69,8 @@ type Relay struct {
 	// Pacing keeps keys under their rate limits (pace.go).
 	Pacing Pacing
 
-	hedges sync.Map // model id → *pace.HedgeCap (hedge.go)
+	hedges    sync.Map  // model id → *pace.HedgeCap (hedge.go)
+	deadlines sync.Pool // *deadline (deadline.go)
 
 	subsOnce sync.Once
 	subs     []Subscriber
@@ -95,6 +97,13 @@ type Call struct {
 	refetched bool          // a rejected fetched key was replaced once already
 	hold      held          // the reservation of the attempt in progress
 	tried     *[]*pool.Key  // keys the request has tried, for a hedge's second key
+
+	// Serve's working state lives in the Call, which is on the heap
+	// already: as locals they escaped, four allocations a request.
+	triedBuf [8]*pool.Key
+	triedS   []*pool.Key
+	pick     pool.Attempt
+	at       attempt
 }
 
 // NewTransport returns the transport for upstream calls: many idle
@@ -140,13 +149,13 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 		r.Metrics.Request(&rec, c.waited)
 	}()
 
-	var triedBuf [8]*pool.Key
-	tried := triedBuf[:0]
+	c.triedS = c.triedBuf[:0]
 	var last *failure
 	var paced time.Duration // when room comes back, if pacing is why no key was left
 	attempts := 0
 	groups := r.groups(c.Group)
-	c.tried = &tried
+	c.tried = &c.triedS
+	a := &c.pick
 	for i, g := range groups {
 		if i > 0 && c.Admit != nil && !c.Admit(g) {
 			continue
@@ -154,17 +163,18 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 		keyFails, netFails := 0, 0
 		waited := false
 		for keyFails <= policy.MaxRetries && netFails <= policy.NetworkRetries {
-			a, ok := g.Pick(tried, r.Clock.Now().UnixNano())
+			var ok bool
+			*a, ok = g.Pick(c.triedS, r.Clock.Now().UnixNano())
 			if !ok && !waited && attempts == 0 {
 				waited = true
 				if r.waitForFetchedKey(ctx, g) {
-					a, ok = g.Pick(tried, r.Clock.Now().UnixNano())
+					*a, ok = g.Pick(c.triedS, r.Clock.Now().UnixNano())
 				}
 			}
 			c.hold = held{}
 			if !ok {
 				var wait time.Duration
-				a, c.hold, wait, ok = r.waitForRoom(ctx, g, tried, c)
+				*a, c.hold, wait, ok = r.waitForRoom(ctx, g, c.triedS, c)
 				if wait > 0 && (paced == 0 || wait < paced) {
 					paced = wait
 				}
@@ -174,7 +184,7 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 			}
 			if !c.hold.live {
 				var wait time.Duration
-				if a, c.hold, wait, ok = r.reserveOrWait(ctx, g, tried, c, a); !ok {
+				if *a, c.hold, wait, ok = r.reserveOrWait(ctx, g, c.triedS, c, *a); !ok {
 					if wait > 0 && (paced == 0 || wait < paced) {
 						paced = wait
 					}
@@ -182,12 +192,13 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 				}
 			}
 			k := a.Key()
-			tried = append(tried, k)
+			c.triedS = append(c.triedS, k)
 			var res result
 			for {
 				attempts++
 				rec.Attempts, rec.KeyID, rec.UpstreamModel, rec.Model = attempts, k.ID, a.Deployment.Model.UpstreamName(), g.ID
-				at := attempt{relay: r, call: c, a: &a, n: attempts, group: g.ID}
+				c.at = attempt{relay: r, call: c, a: a, n: attempts, group: g.ID}
+				at := &c.at
 				res = at.run(ctx, w, &rec)
 				at.report(res.outcome) // no-op if the attempt reported already (a committed stream)
 				// A hedge may have made it two attempts, and the second key's.
@@ -205,6 +216,10 @@ func (r *Relay) Serve(w http.ResponseWriter, req *http.Request, c *Call) (rec ke
 			last = f
 			switch {
 			case f.verdict.Class == health.ClassCanceled:
+				if errors.Is(context.Cause(ctx), ErrShutdown) {
+					r.cutByShutdown(w, c, a, &rec)
+					return rec
+				}
 				rec.Status = statusClientClosed
 				return rec
 			case f.stop || !f.verdict.Failover:

@@ -12,6 +12,7 @@ import (
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
+	"github.com/keygate/keygate/respond"
 	"github.com/keygate/keygate/sse"
 )
 
@@ -20,25 +21,30 @@ import (
 // breaks, stalls or sends an error event is a failure like any other and
 // the loop fails over. The first event commits the stream, and the key's
 // success is reported then. After it, events are relayed as the adapter
-// translates them and flushed whenever the upstream has nothing more
-// buffered; a stall past StreamIdle ends the stream.
+// translates them, and what was written is flushed before each read of
+// the upstream (deadline.go); a stall past StreamIdle ends the stream.
 func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, ad provider.Adapter, resp *http.Response, started time.Time, rec *keygate.UsageRecord) result {
 	r, c := a.relay, a.call
 	idle := durationOr(r.StreamIdle, 2*time.Minute)
-	timer := r.Clock.AfterFunc(idle, func() { cancel(errIdle) })
-	defer timer.Stop()
-	rd := sse.NewReader(&idleReader{r: resp.Body, reset: func() { timer.Reset(idle) }})
+	rc := http.NewResponseController(w)
+	dl := r.arm(idle, cancel)
+	dl.src, dl.idle, dl.rc = resp.Body, idle, rc
+	defer r.disarm(dl)
+	rd := sse.NewReader(dl) // flushes what was written, then reads; bytes push the idle deadline back
 	defer rd.Release()
 	st := ad.Stream(&c.Request)
 	buf := getBuffer()
 	defer putBuffer(buf)
-	rc := http.NewResponseController(w)
 
 	scratch := buf.Bytes()[:0] // grown once, reused by every event
 	committed, done := false, false
 	var res result
 	for {
 		ev, err := rd.Next()
+		if err != nil && dl.flushErr != nil {
+			rec.Status = statusClientClosed // the caller is gone
+			break
+		}
 		if err != nil {
 			if !committed {
 				return a.streamFailure(ctx, actx, err)
@@ -99,12 +105,7 @@ func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFu
 			rec.Status = statusClientClosed
 			break
 		}
-		if rd.Buffered() == 0 {
-			if ferr := rc.Flush(); ferr != nil {
-				rec.Status = statusClientClosed
-				break
-			}
-		}
+		dl.dirty = true // flushed before the next read of the upstream
 	}
 	if end := st.End(scratch[:0]); len(end) > 0 && rec.Status < 400 {
 		w.Write(end)
@@ -124,12 +125,31 @@ var ErrShutdown = errors.New("keygate is shutting down")
 const shutdownMessage = "keygate is shutting down: the stream was ended after shutdown_timeout"
 
 // shutdownEvent is the error event that ends a stream cut by shutdown, in
-// the caller's dialect.
+// the caller's dialect, with the code a non-streamed request cut by
+// shutdown gets too (cutByShutdown): SPEC's no_available_key.
 func shutdownEvent(d provider.Dialect) []byte {
 	if d == provider.DialectMessages {
-		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"overloaded_error","message":"` + shutdownMessage + `"}}` + "\n\n")
+		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"overloaded_error","message":"` + keygate.ENoAvailableKey + ": " + shutdownMessage + `"}}` + "\n\n")
 	}
-	return []byte(`data: {"error":{"message":"` + shutdownMessage + `","type":"server_error","code":"shutting_down"}}` + "\n\n")
+	return []byte(`data: {"error":{"message":"` + shutdownMessage + `","type":"server_error","code":"` + keygate.ENoAvailableKey + `"}}` + "\n\n")
+}
+
+// cutByShutdown answers a non-streamed request that shutdown cut before
+// its answer came (SPEC section 7): a complete error in the contract's
+// shape, 503 no_available_key with Retry-After, since no key of this
+// replica is available any more and another replica (or this one,
+// restarted) can serve it; and a record marked partial, holding what was
+// relayed: the prompt, counted by the tokenizer, and no completion.
+func (r *Relay) cutByShutdown(w http.ResponseWriter, c *Call, a *pool.Attempt, rec *keygate.UsageRecord) {
+	rec.Status = http.StatusServiceUnavailable
+	countUsage(&c.Request, "", rec)
+	rec.UsageSource = keygate.UsagePartial
+	m := &a.Deployment.Model
+	rec.Cost = float64(rec.PromptTokens) * m.InputPrice / 1e6
+	a.Key().AddUsage(rec.PromptTokens, rec.CompletionTokens, rec.Cost)
+	w.Header().Set("Retry-After", "1")
+	respond.Error(w, r.Logger, keygate.Errorf(keygate.ENoAvailableKey,
+		"keygate is shutting down: the request was ended after shutdown_timeout; retry it"))
 }
 
 var doneData = []byte("[DONE]")
@@ -153,19 +173,4 @@ func (a *attempt) streamFailure(ctx, actx context.Context, err error) result {
 		return a.failed(v, &failure{status: http.StatusBadGateway, msg: keygate.Errorf(keygate.EUpstream, "the provider sent a stream event over 8 MiB")})
 	}
 	return a.readFailure(ctx, actx, err)
-}
-
-// idleReader tells its owner whenever bytes arrive, to push back the
-// stream's idle deadline.
-type idleReader struct {
-	r     io.Reader
-	reset func()
-}
-
-func (i *idleReader) Read(p []byte) (int, error) {
-	n, err := i.r.Read(p)
-	if n > 0 {
-		i.reset()
-	}
-	return n, err
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/dialect"
 )
 
 // JSON writes v with status.
@@ -43,23 +44,5 @@ func Error(w http.ResponseWriter, logger *slog.Logger, err error) {
 		logger.Error("internal error", "err", err)
 	}
 	status := keygate.HTTPStatus(code)
-	JSON(w, status, errorBody{Error: errorFields{Message: keygate.ErrorMessage(err), Type: errorType(status), Code: code}})
-}
-
-// errorType follows the "type" values OpenAI SDKs know.
-func errorType(status int) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "authentication_error"
-	case status == http.StatusForbidden:
-		return "permission_error"
-	case status == http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case status == http.StatusServiceUnavailable:
-		return "service_unavailable"
-	case status >= 500:
-		return "server_error"
-	default:
-		return "invalid_request_error"
-	}
+	JSON(w, status, errorBody{Error: errorFields{Message: keygate.ErrorMessage(err), Type: dialect.OpenAIErrorType(status), Code: code}})
 }

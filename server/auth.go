@@ -25,12 +25,19 @@ type Caller struct {
 	models []string
 	rate   *limit.Rate   // nil: no RPM/TPM cap
 	budget *limit.Budget // nil: no budget
+	limit  string        // "token NAME", the name its refusals give
 }
 
 // limits are every limit a request of the caller passes: its token's, and
-// the model's (given).
-func (c *Caller) limits(model limit.Limit) []limit.Limit {
-	return []limit.Limit{{Name: "token " + c.Name, Rate: c.rate, Budget: c.budget}, model}
+// the model's (given), written into buf (a caller's array, so that the
+// request allocates no slice).
+func (c *Caller) limits(buf *[2]limit.Limit, model limit.Limit) []limit.Limit {
+	name := c.limit
+	if name == "" {
+		name = "token " + c.Name
+	}
+	buf[0], buf[1] = limit.Limit{Name: name, Rate: c.rate, Budget: c.budget}, model
+	return buf[:]
 }
 
 // AllowsModel reports whether the caller may use modelID.
@@ -45,6 +52,7 @@ type token struct {
 	spec   keygate.TokenSpec
 	rate   *limit.Rate
 	budget *limit.Budget
+	caller *Caller
 }
 
 // Auth checks gateway tokens and the admin token. Tokens are looked up by
@@ -154,7 +162,7 @@ func (a *Auth) loginCaller(token string) (*Caller, error) {
 	if u == nil || u.name != c.Username {
 		return nil, keygate.Errorf(keygate.EInvalidAPIKey, "the user of this login token no longer exists")
 	}
-	return &Caller{Name: "user:" + c.Username, User: c.Username, models: u.models, rate: u.rate, budget: u.budget}, nil
+	return &Caller{Name: loginTokenName(c.Username), User: c.Username, models: u.models, rate: u.rate, budget: u.budget}, nil
 }
 
 // NewAuth builds the authenticator from the admin token; now tells the time
@@ -199,6 +207,8 @@ func (a *Auth) SetTokens(specs []keygate.TokenSpec) {
 		}
 		t.rate, t.budget = renewLimits(t.rate, t.budget, s.RPM, s.TPM, s.Budget)
 		a.share(t)
+		// One Caller per token, shared by its requests, which only read it.
+		t.caller = &Caller{Name: s.Name, User: s.User, models: s.Models, rate: t.rate, budget: t.budget, limit: "token " + s.Name}
 		next[sum] = t
 	}
 	a.tokens.Store(&next)
@@ -217,6 +227,24 @@ func (a *Auth) Budgets() map[string]*limit.Budget {
 	}
 	return out
 }
+
+// UserBudgets returns the budget of every user that has one, by the name
+// their login token's requests are recorded under ("user:" + username).
+func (a *Auth) UserBudgets() map[string]*limit.Budget {
+	out := map[string]*limit.Budget{}
+	if users := a.users.Load(); users != nil {
+		for _, u := range *users {
+			if u.budget != nil {
+				out[loginTokenName(u.name)] = u.budget
+			}
+		}
+	}
+	return out
+}
+
+// loginTokenName is the token name a user's login token calls the client
+// API as: the name its usage records carry.
+func loginTokenName(username string) string { return "user:" + username }
 
 // Open reports whether the gateway runs in open mode: no credential was
 // configured at start (allowed only on a loopback address), and none has
@@ -260,7 +288,7 @@ func (a *Auth) Client(r *http.Request) (*Caller, error) {
 		if e := t.spec.ExpiresAt; e != nil && !a.now().Before(*e) {
 			return nil, keygate.Errorf(keygate.EInvalidAPIKey, "token %s expired at %s", t.spec.Name, e.UTC().Format(time.RFC3339))
 		}
-		return &Caller{Name: t.spec.Name, User: t.spec.User, models: t.spec.Models, rate: t.rate, budget: t.budget}, nil
+		return t.caller, nil
 	}
 	if a.hasAdm && subtle.ConstantTimeCompare(sum[:], a.admin[:]) == 1 {
 		return &Caller{Name: "admin", User: "admin"}, nil

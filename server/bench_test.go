@@ -95,7 +95,7 @@ func benchRelay(b *testing.B, limits bool, c *cluster.Cluster, tr trace.Tracer) 
 	clock := clockwork.NewRealClock()
 	auth := server.NewAuth("", clock.Now)
 	deps := server.Deps{Logger: logger, Clock: clock, Pool: p, Auth: auth, MaxBodyBytes: 32 << 20,
-		Relay: &relay.Relay{Pool: p, Client: &http.Client{Transport: relay.NewTransport(time.Minute)},
+		Relay: &relay.Relay{Pool: p, Client: &http.Client{Transport: upstreamTransport(time.Minute)},
 			Recorder: discard{}, Logger: logger, Clock: clock, MaxResponseBytes: 64 << 20, Tracer: tr}, Tracer: tr}
 	if c != nil {
 		c.Attach(p, cluster.Handlers{})

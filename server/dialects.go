@@ -14,6 +14,7 @@ import (
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/provider/bridge"
+	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/respond"
 	"github.com/keygate/keygate/tokenizer"
 	"github.com/tidwall/gjson"
@@ -152,8 +153,8 @@ func handleCountTokens(d Deps) http.Handler {
 		}
 		g := d.Pool.Group(model.Str)
 		if g != nil && caller.AllowsModel(model.Str) && allAnthropic(g) {
-			relayTo(d, w, r, caller, start, 0, provider.Request{
-				Dialect: provider.DialectMessages, Path: "messages/count_tokens", Body: body, Model: model.Str})
+			relayTo(d, w, r, caller, start, 0, &relay.Call{Request: provider.Request{
+				Dialect: provider.DialectMessages, Path: "messages/count_tokens", Body: body, Model: model.Str}})
 			return
 		}
 		if g == nil {
@@ -240,8 +241,8 @@ func handleMultipart(d Deps, path string) http.Handler {
 			respond.Error(w, d.Logger, keygate.Errorf(keygate.EInvalidRequest, "missing required form field: model"))
 			return
 		}
-		relayTo(d, w, r, caller, start, 0, provider.Request{
-			Dialect: provider.DialectOther, Path: path, Body: body, ContentType: ct, Model: model})
+		relayTo(d, w, r, caller, start, 0, &relay.Call{Request: provider.Request{
+			Dialect: provider.DialectOther, Path: path, Body: body, ContentType: ct, Model: model}})
 	})
 }
 

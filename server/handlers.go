@@ -43,16 +43,19 @@ func handleRelay(d Deps, dialect provider.Dialect, path, required string) http.H
 			respond.Error(w, d.Logger, err)
 			return
 		}
-		relayTo(d, w, r, caller, start, f.maxTokens, provider.Request{
+		relayTo(d, w, r, caller, start, f.maxTokens, &relay.Call{Request: provider.Request{
 			Dialect: dialect, Path: path, Body: body, Model: f.model.Str, Stream: f.stream.Type == gjson.True,
-		})
+		}})
 	})
 }
 
 // relayTo runs what every relayed route shares once its body is read: the
 // model's group, the caller's right to it, whether its provider serves the
 // route, limits and budget, the relay, and settling with the real usage.
-func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, start time.Time, maxTokens int, req provider.Request) {
+// c carries the request; relayTo fills in the rest of the call (one
+// allocation for the request, the call and the relay's working state).
+func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, start time.Time, maxTokens int, c *relay.Call) {
+	req := &c.Request
 	g := d.Pool.Group(req.Model)
 	if g == nil {
 		respond.Error(w, d.Logger, keygate.Errorf(keygate.EModelNotFound, "The model `%s` does not exist", req.Model))
@@ -67,24 +70,28 @@ func relayTo(d Deps, w http.ResponseWriter, r *http.Request, caller *Caller, sta
 			req.Model, g.Deployments[0].Model.Provider, req.Path))
 		return
 	}
-	if err := translatable(g, &req); err != nil {
+	if err := translatable(g, req); err != nil {
 		respond.Error(w, d.Logger, err)
 		return
 	}
 	est := estimate(req.Body, req.Dialect, maxTokens, g)
-	res, refused := limit.Reserve(start, est.tokens, est.cost, caller.limits(d.modelRates.limit(g))...)
+	var lbuf [2]limit.Limit
+	res, refused := limit.Reserve(start, est.tokens, est.cost, caller.limits(&lbuf, d.modelRates.limit(g))...)
 	rateHeaders(w.Header(), caller.rate, start)
 	if refused != nil {
 		limitRefused(w, d, refused)
 		return
 	}
 	req.RequestID, req.Header = w.Header().Get(requestIDHeader), provider.ForwardHeaders(r.Header)
-	rec := d.Relay.Serve(w, r, &relay.Call{Request: req, Group: g, User: caller.User, Token: caller.Name, Start: start,
-		Cost: pace.Cost{Input: est.prompt, Output: est.reply}, NoHedge: noHedge(r.Header),
-		// A fallback model is tried only within its own limits.
-		Admit: func(fb *pool.Group) bool { return res.Add(d.modelRates.limit(fb)) == nil }})
+	c.Group, c.User, c.Token, c.Start = g, caller.User, caller.Name, start
+	c.Cost, c.NoHedge = pace.Cost{Input: est.prompt, Output: est.reply}, noHedge(r.Header)
+	// A fallback model is tried only within its own limits. The closure
+	// takes only what it uses: capturing d would copy Deps to the heap.
+	rates := d.modelRates
+	c.Admit = func(fb *pool.Group) bool { return res.Add(rates.limit(fb)) == nil }
+	rec := d.Relay.Serve(w, r, c)
 	res.Settle(d.Clock.Now(), rec.PromptTokens+rec.CompletionTokens, rec.Cost)
-	traceRequest(r, tracing.Operation(req.Dialect, req.Path), &req, &rec)
+	traceRequest(r, tracing.Operation(req.Dialect, req.Path), req, &rec)
 }
 
 // limitRefused answers 429 for the limit that refused the request.

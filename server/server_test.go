@@ -124,7 +124,7 @@ func newFixture(t *testing.T, s setup) *fixture {
 	}
 	checker := &keycheck.Checker{Pool: f.pool, Client: http.DefaultClient, Clock: f.clock, Logger: logger}
 	rl := &relay.Relay{
-		Pool: f.pool, Client: &http.Client{Transport: relay.NewTransport(10 * time.Second)}, Recorder: f.rec,
+		Pool: f.pool, Client: &http.Client{Transport: upstreamTransport(10 * time.Second)}, Recorder: f.rec,
 		Logger: logger, Clock: f.clock, MaxResponseBytes: 64 << 20,
 	}
 	if s.tune != nil {

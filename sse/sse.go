@@ -29,8 +29,10 @@ const MaxEvent = 8 << 20
 var ErrTooLarge = errors.New("sse: event larger than 8 MiB")
 
 // Reader parses events from an upstream body. It reads into a small buffer
-// of its own (4 KiB, grown only for a longer line), so a thousand open
-// streams hold little memory.
+// of its own (512 bytes, grown only for a longer line), so ten thousand
+// open streams hold little memory: the transport buffers the body already
+// (4 KiB per HTTP/1.1 connection, HTTP/2's per-stream chunks), and a
+// second buffer of that size per stream was 40 MB at 10,000 streams.
 type Reader struct {
 	src    io.Reader
 	buf    []byte
@@ -41,7 +43,11 @@ type Reader struct {
 	data, name, id []byte
 }
 
-var readerPool = sync.Pool{New: func() any { return &Reader{buf: make([]byte, 4<<10)} }}
+// readBuf is a Reader's buffer to start with, and what a pooled one goes
+// back to after a stream whose lines grew it past 4 KiB.
+const readBuf = 512
+
+var readerPool = sync.Pool{New: func() any { return &Reader{buf: make([]byte, readBuf)} }}
 
 // NewReader returns a pooled Reader over src; call Release when done.
 func NewReader(src io.Reader) *Reader {
@@ -53,10 +59,10 @@ func NewReader(src io.Reader) *Reader {
 // Release returns the reader to the pool.
 func (r *Reader) Release() {
 	*r = Reader{buf: r.buf, data: r.data[:0], name: r.name[:0], id: r.id[:0]}
-	if len(r.buf) > 64<<10 {
-		r.buf = make([]byte, 4<<10)
+	if len(r.buf) > 4<<10 {
+		r.buf = make([]byte, readBuf)
 	}
-	if cap(r.data) > 64<<10 {
+	if cap(r.data) > 4<<10 {
 		r.data = nil
 	}
 	readerPool.Put(r)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/mockprovider"
-	"github.com/keygate/keygate/store"
 )
 
 // TestSIGTERMFlushesEveryRecord runs the real binary, sends it N requests,
@@ -71,19 +69,7 @@ models:
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("keygate exited with %v:\n%s", err, logs.String())
-	}
-
-	s, err := store.Open(context.Background(), "sqlite://"+db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	recs, err := s.ListUsage(context.Background(), store.UsageFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := exitedRecords(t, cmd, logs, db)
 	if len(recs) != n {
 		t.Fatalf("sent %d requests, found %d records after SIGTERM", n, len(recs))
 	}

@@ -151,6 +151,21 @@ func (Adapter) CheckRequest(ctx context.Context, t provider.Target) (*http.Reque
 	return req, nil
 }
 
+// MinimalRequest implements provider.MinimalCaller: POST /v1/messages
+// with max_tokens 1, the smallest generation Anthropic bills.
+func (Adapter) MinimalRequest(ctx context.Context, t provider.Target) (*http.Request, error) {
+	body := append([]byte(`{"model":`), dialect.Quote(t.Model.UpstreamName())...)
+	body = append(body, `,"max_tokens":1,"messages":[{"role":"user","content":"`+provider.MinimalPrompt+`"}]}`...)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, Base(t.Model.BaseURL)+"/v1/messages", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	provider.SetHeaders(req, &provider.Request{}, t)
+	req.Header.Set("Anthropic-Version", Version)
+	req.Header.Set("X-Api-Key", t.Secret)
+	return req, nil
+}
+
 // Stream implements provider.Adapter.
 func (Adapter) Stream(req *provider.Request) provider.Stream {
 	if req.Dialect != provider.DialectMessages {

@@ -166,6 +166,20 @@ func (Adapter) CheckRequest(ctx context.Context, t provider.Target) (*http.Reque
 	return req, nil
 }
 
+// MinimalRequest implements provider.MinimalCaller: generateContent with
+// generationConfig.maxOutputTokens 1.
+func (Adapter) MinimalRequest(ctx context.Context, t provider.Target) (*http.Request, error) {
+	u := base(t.Model.BaseURL) + "/models/" + url.PathEscape(t.Model.UpstreamName()) + ":generateContent"
+	body := `{"contents":[{"role":"user","parts":[{"text":"` + provider.MinimalPrompt + `"}]}],"generationConfig":{"maxOutputTokens":1}}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	provider.SetHeaders(req, &provider.Request{}, t)
+	req.Header.Set("X-Goog-Api-Key", t.Secret)
+	return req, nil
+}
+
 // Stream implements provider.Adapter.
 func (Adapter) Stream(req *provider.Request) provider.Stream {
 	return bridge.NewStream(dialect.WireGemini, req, time.Now())

@@ -80,6 +80,7 @@ func run(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		{ModelID: info.Limited, UpstreamModel: "gpt-4o", Provider: "openai", Status: keygate.StatusEnabled, BaseURL: upstream, APIKeys: []keygate.KeySpec{{Key: limited}}},
 	}
 	cfg.Listen = "127.0.0.1:0"
+	cfg.UpstreamClient = os.Getenv("KEYGATE_UPSTREAM_CLIENT") // the SDK suites run on either upstream client
 	gw, err := app.New(ctx, cfg, app.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
