@@ -334,10 +334,6 @@ func TestDashboardAdminTokenSignInIsThrottled(t *testing.T) {
 			t.Fatal("a throttled sign-in set a session cookie")
 		}
 	}
-	// The address is locked for password logins too: one count per address.
-	if resp, _ := b.do("POST", "/api/v1/auth/login", `{"username":"root","password":"x"}`, map[string]string{"Content-Type": "application/json"}); resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("password login from the locked address: %d, want 429", resp.StatusCode)
-	}
 	b.clock.Advance(30 * time.Second)
 	if resp := b.signIn(url.Values{"admin_token": {adminToken}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("right token after the lockout: %d, want a redirect", resp.StatusCode)
