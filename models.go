@@ -22,6 +22,9 @@ type ModelFilter struct {
 // status as it is (new keys start enabled).
 type ModelStore interface {
 	ListModels(ctx context.Context, f ModelFilter) ([]Model, error)
+	// ListModelsMasked lists models with their keys by id and mask only,
+	// decrypting none: what a list shows.
+	ListModelsMasked(ctx context.Context, f ModelFilter) ([]MaskedModel, error)
 	// FindModel returns ENotFound when there is no model with id.
 	FindModel(ctx context.Context, id int64) (*Model, error)
 	// CreateModel adds m as an API model and sets m.ID and m.Origin.
@@ -35,6 +38,13 @@ type ModelStore interface {
 	// with the same model_id), and config models no longer declared are
 	// removed. API models are left alone.
 	SyncConfigModels(ctx context.Context, models []Model) error
+}
+
+// MaskedModel is a model whose keys are named, not given: Model.APIKeys
+// is empty and Keys holds each key's id, mask and status, in order.
+type MaskedModel struct {
+	Model
+	Keys []KeyRef
 }
 
 // KeyRef names a stored key without its secret.

@@ -39,6 +39,18 @@ func (d Deps) view(m keygate.Model) ModelView {
 	return v
 }
 
+// maskedView is view for a model listed with its keys' stored masks.
+func maskedView(m keygate.MaskedModel) ModelView {
+	v := ModelView{Model: m.Model, APIKeys: make([]keygate.KeyRef, len(m.Keys))}
+	for i, k := range m.Keys {
+		v.APIKeys[i] = keygate.KeyRef{ID: k.ID, Masked: k.Masked, Status: cmp.Or(k.Status, keygate.StatusEnabled)}
+	}
+	if m.KeySource != nil {
+		v.KeySource = maskedSource(*m.KeySource)
+	}
+	return v
+}
+
 // modelBody is a model as the admin API reads it: the fields of
 // keygate.Model, with api_keys entries that may also name a key the model
 // already has by its id (so an answer can be edited and sent back).
@@ -158,14 +170,14 @@ func HandleCreateModel(d Deps) http.Handler {
 func HandleListModels(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		models, err := d.Models.ListModels(r.Context(), keygate.ModelFilter{Provider: q.Get("provider"), Type: q.Get("type"), Status: q.Get("status")})
+		models, err := d.Models.ListModelsMasked(r.Context(), keygate.ModelFilter{Provider: q.Get("provider"), Type: q.Get("type"), Status: q.Get("status")})
 		if err != nil {
 			respond.Error(w, d.Logger, err)
 			return
 		}
 		out := make([]ModelView, len(models))
 		for i, m := range models {
-			out[i] = d.view(m)
+			out[i] = maskedView(m)
 		}
 		respond.JSON(w, http.StatusOK, map[string]any{"data": out})
 	})

@@ -159,29 +159,55 @@ func (t *Throttle) failed(username string, r *http.Request) {
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, s := range []struct {
-		m     map[string]*strikes
-		key   string
-		after int
-	}{{t.users, username, userFailures}, {t.addrs, host, addrFailures}} {
-		if len(s.m) > 50_000 {
-			for k, e := range s.m {
-				if now.Sub(e.last) > forgetAfter {
-					delete(s.m, k)
-				}
+	strike(t.users, username, userFailures, now)
+	strike(t.addrs, host, addrFailures, now)
+}
+
+// strike counts a failure of key in m, locking it out from the after-th on.
+// Call with t.mu held.
+func strike(m map[string]*strikes, key string, after int, now time.Time) {
+	if len(m) > 50_000 {
+		for k, e := range m {
+			if now.Sub(e.last) > forgetAfter {
+				delete(m, k)
 			}
 		}
-		e := s.m[s.key]
-		if e == nil || now.Sub(e.last) > forgetAfter {
-			e = &strikes{}
-			s.m[s.key] = e
-		}
-		e.fails++
-		e.last = now
-		if over := e.fails - s.after; over >= 0 {
-			e.lockedUntil = now.Add(min(lockFirst<<min(over, 10), lockMax))
-		}
 	}
+	e := m[key]
+	if e == nil || now.Sub(e.last) > forgetAfter {
+		e = &strikes{}
+		m[key] = e
+	}
+	e.fails++
+	e.last = now
+	if over := e.fails - after; over >= 0 {
+		e.lockedUntil = now.Add(min(lockFirst<<min(over, 10), lockMax))
+	}
+}
+
+// A sign-in by a credential other than a password (the dashboard's admin
+// token) has no username: only its source address is counted, in the same
+// count as that address's password logins, so guessing either credential
+// locks the address out.
+
+// AddrWait is how long r's source address is still locked out, and
+// whether this lockout is reported for the first time.
+func (t *Throttle) AddrWait(r *http.Request) (time.Duration, bool) { return t.addrWait(r) }
+
+// AddrFailed records a refused sign-in from r's source address.
+func (t *Throttle) AddrFailed(r *http.Request) {
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	strike(t.addrs, sourceHost(r), addrFailures, now)
+}
+
+// AddrSucceeded forgets the failures of r's source address.
+func (t *Throttle) AddrSucceeded(r *http.Request) {
+	host := sourceHost(r)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.addrs, host)
 }
 
 // succeeded forgets the failures of username and of r's address.

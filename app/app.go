@@ -208,6 +208,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	sessions := dashboard.NewSessions(a.clock)
+	sessions.UseStore(db) // shared by the replicas of the database: sign-out ends a session on all
 	a.auth.UseSessions(sessions)
 	// Open mode is decided here, once: nothing at runtime can enter it.
 	if a.auth.DecideOpen() {

@@ -46,7 +46,7 @@ func BenchmarkDashboard(b *testing.B) {
 	for i := range records {
 		batch = append(batch, keygate.UsageRecord{
 			// Oldest first, as the recorder appends them.
-			Time: now.Add(-time.Duration(int64(span) * int64(records-1-i) / records)), RequestID: fmt.Sprint("req_", i),
+			Time: now.Add(-span / records * time.Duration(records-1-i)), RequestID: fmt.Sprint("req_", i),
 			User: fmt.Sprint("user", i%50), Token: fmt.Sprint("token", i%20), Model: models[i%len(models)], KeyID: ids[i%len(ids)],
 			Status: 200 + 229*(i%50/49), Attempts: 1, PromptTokens: 100 + i%400, CompletionTokens: 50 + i%200, LatencyMS: int64(200 + i%800), Cost: 0.0001,
 		})

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,7 +31,14 @@ type browser struct {
 func newDashboard(t *testing.T) *browser {
 	t.Helper()
 	clock := clockwork.NewFakeClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
-	cfg := baseConfig(t, t.TempDir())
+	return &browser{t: t, base: serveDashboard(t, t.TempDir(), clock), c: newCookieClient(t), clock: clock}
+}
+
+// serveDashboard starts a keygate with one key on the database in dir and
+// answers its URL.
+func serveDashboard(t *testing.T, dir string, clock clockwork.Clock) string {
+	t.Helper()
+	cfg := baseConfig(t, dir)
 	cfg.Models = []keygate.Model{{ModelID: "gpt-4o-mini", Provider: "openai", BaseURL: "http://127.0.0.1:9/v1",
 		APIKeys: []keygate.KeySpec{{Key: "sk-dashboard-test-key-1"}}}}
 	a, err := app.New(context.Background(), cfg, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock})
@@ -39,7 +47,7 @@ func newDashboard(t *testing.T) *browser {
 	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(func() { srv.Close(); a.Store().Close() })
-	return &browser{t: t, base: srv.URL, c: newCookieClient(t), clock: clock}
+	return srv.URL
 }
 
 func newCookieClient(t *testing.T) *http.Client {
@@ -47,11 +55,18 @@ func newCookieClient(t *testing.T) *http.Client {
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// cookieJar keeps cookies by name, whatever their Path (one host).
-type cookieJar struct{ m map[string]*http.Cookie }
+// cookieJar keeps cookies by name, whatever their Path (one host). last
+// is the last session cookie it was given, kept after the browser drops it.
+type cookieJar struct {
+	m    map[string]*http.Cookie
+	last string
+}
 
 func (j *cookieJar) SetCookies(_ *url.URL, cs []*http.Cookie) {
 	for _, c := range cs {
+		if c.Name == "kg_session" && c.Value != "" {
+			j.last = c.Value
+		}
 		if c.MaxAge < 0 {
 			delete(j.m, c.Name)
 		} else {
@@ -297,5 +312,34 @@ func TestDashboardPagesHaveNoInlineScript(t *testing.T) {
 	resp, _ := b.do("GET", "/assets/common.js", "", nil)
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
 		t.Errorf("common.js served as %q", ct)
+	}
+}
+
+// Wrong admin tokens on the sign-in page lock the source address out as
+// wrong passwords do: 429 with Retry-After, the right token included, until
+// the lockout ends.
+func TestDashboardAdminTokenSignInIsThrottled(t *testing.T) {
+	b := newDashboard(t)
+	for i := range 10 {
+		if resp := b.signIn(url.Values{"admin_token": {fmt.Sprintf("kg-guess-%d", i)}}); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong admin token %d: %d, want 401", i+1, resp.StatusCode)
+		}
+	}
+	resp := b.signIn(url.Values{"admin_token": {adminToken}})
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "30" {
+		t.Fatalf("right token after 10 wrong ones: %d, Retry-After %q; want 429 and 30", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "kg_session" && c.Value != "" {
+			t.Fatal("a throttled sign-in set a session cookie")
+		}
+	}
+	b.clock.Advance(30 * time.Second)
+	if resp := b.signIn(url.Values{"admin_token": {adminToken}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("right token after the lockout: %d, want a redirect", resp.StatusCode)
+	}
+	// Success forgets the failures: the next wrong token is a first one.
+	if resp := b.signIn(url.Values{"admin_token": {"kg-guess-again"}}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong token after a success: %d, want 401", resp.StatusCode)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 )
@@ -40,6 +41,18 @@ type Deps struct {
 	Login http.Handler
 	// Open reports that no credential is configured (loopback only).
 	Open func() bool
+	// Throttle, if set, locks out a source address after repeated wrong
+	// admin tokens, as password logins are (admin.Throttle).
+	Throttle AddrThrottle
+}
+
+// AddrThrottle counts refused sign-ins per source address.
+type AddrThrottle interface {
+	// AddrWait is how long r's address is locked out (zero: it may try),
+	// and whether that lockout is reported for the first time.
+	AddrWait(r *http.Request) (time.Duration, bool)
+	AddrFailed(r *http.Request)
+	AddrSucceeded(r *http.Request)
 }
 
 // page is one entry of the navigation.

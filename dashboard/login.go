@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate"
 )
@@ -36,6 +38,17 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var credential, who string
 	switch {
 	case token != "":
+		if th := s.d.Throttle; th != nil {
+			if wait, first := th.AddrWait(r); wait > 0 {
+				if first {
+					s.d.Logger.Warn("dashboard sign-in throttled: address locked out", "remote", r.RemoteAddr, "retry_after", wait.Round(time.Second))
+				}
+				ra := strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second)))
+				w.Header().Set("Retry-After", ra)
+				s.loginFailed(w, r, http.StatusTooManyRequests, "Too many failed sign-ins; try again in "+ra+" s.")
+				return
+			}
+		}
 		credential, who = token, "admin token"
 	case user != "" || pass != "":
 		if s.d.Login == nil {
@@ -57,6 +70,9 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.open() {
 		if err := s.d.Verify(r.Context(), credential); err != nil {
 			status := keygate.HTTPStatus(keygate.ErrorCode(err))
+			if token != "" && s.d.Throttle != nil {
+				s.d.Throttle.AddrFailed(r)
+			}
 			s.d.Logger.Warn("dashboard sign-in refused", "user", who, "remote", r.RemoteAddr, "status", status)
 			msg := "Wrong admin token."
 			if status == http.StatusForbidden {
@@ -66,7 +82,15 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	cookie, _ := s.d.Sessions.start(credential, who)
+	if token != "" && s.d.Throttle != nil {
+		s.d.Throttle.AddrSucceeded(r)
+	}
+	cookie, _, err := s.d.Sessions.start(r.Context(), credential, who)
+	if err != nil {
+		s.d.Logger.Error("dashboard sign-in: store session", "err", err)
+		s.loginFailed(w, r, http.StatusInternalServerError, "Sign-in failed; try again.")
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: cookie, Path: "/", MaxAge: int(SessionTTL.Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	s.d.Logger.Info("dashboard sign-in", "user", who, "remote", r.RemoteAddr)
@@ -128,7 +152,9 @@ func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) endCookie(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(CookieName); err == nil {
-		s.d.Sessions.end(c.Value)
+		if err := s.d.Sessions.end(r.Context(), c.Value); err != nil {
+			s.d.Logger.Error("dashboard sign-out: end session", "err", err)
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})

@@ -1,10 +1,12 @@
 package dashboard
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"net/http"
 	"net/url"
 	"sync"
@@ -24,37 +26,61 @@ const (
 // sooner ends the session sooner (it is checked on every call).
 const SessionTTL = 12 * time.Hour
 
+// SessionRecheck bounds how long a replica trusts a session it has seen
+// without asking the database again: a sign-out on one replica ends the
+// session on every other within this long.
+const SessionRecheck = time.Second
+
 // session is one signed-in browser. It holds the credential the operator
-// signed in with (the admin token or an admin's login token), in memory
-// only, so every call made with the cookie is checked exactly as the same
-// call with that credential as a bearer token would be.
+// signed in with (the admin token or an admin's login token), so every call
+// made with the cookie is checked exactly as the same call with that
+// credential as a bearer token would be.
 type session struct {
 	credential string
 	who        string // shown in the header: a username or "admin token"
 	csrf       string
 	expires    time.Time
+	checked    time.Time // when the store last confirmed it
 }
 
-// Sessions keeps the signed-in browsers of this process. Sessions live in
-// memory: a restart signs everyone out, and each replica has its own.
-// The cookie's value is looked up by its SHA-256, so the map holds no
-// value a stolen memory dump could replay as a cookie.
+// Sessions keeps the signed-in browsers. With a store (UseStore) sessions
+// live in the database, shared by every replica, and each replica keeps
+// the ones it has seen in memory, confirming each with the store at most
+// SessionRecheck after it last did; without one they live in this process
+// only. Sessions are found by the SHA-256 of the cookie's value, so neither
+// the memory nor the database holds a value that replays as a cookie, and
+// the CSRF token is derived from the cookie, so every replica knows it.
 type Sessions struct {
 	clock clockwork.Clock
+	store keygate.SessionStore
 	mu    sync.Mutex
 	m     map[[32]byte]*session
 }
 
-// NewSessions returns an empty session store.
+// NewSessions returns an empty session store in memory.
 func NewSessions(clock clockwork.Clock) *Sessions {
 	return &Sessions{clock: clock, m: map[[32]byte]*session{}}
 }
 
+// UseStore keeps sessions in store. Call it before serving.
+func (s *Sessions) UseStore(store keygate.SessionStore) { s.store = store }
+
 // start opens a session for credential and answers the cookie value and
 // the session's CSRF token.
-func (s *Sessions) start(credential, who string) (cookie string, csrf string) {
-	cookie, csrf = randomToken(), randomToken()
+func (s *Sessions) start(ctx context.Context, credential, who string) (cookie string, csrf string, err error) {
+	cookie = randomToken()
 	now := s.clock.Now()
+	key := sha256.Sum256([]byte(cookie))
+	v := &session{credential: credential, who: who, csrf: csrfOf(cookie), expires: now.Add(SessionTTL), checked: now}
+	if s.store != nil {
+		if err := s.store.DeleteExpiredSessions(ctx, now); err != nil {
+			return "", "", err
+		}
+		err := s.store.CreateSession(ctx, keygate.DashboardSession{ID: hex.EncodeToString(key[:]), Credential: credential, Who: who, Expires: v.expires})
+		if err != nil {
+			return "", "", err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.m { // few sessions: sweeping on sign-in keeps the map small
@@ -62,15 +88,20 @@ func (s *Sessions) start(credential, who string) (cookie string, csrf string) {
 			delete(s.m, k)
 		}
 	}
-	s.m[sha256.Sum256([]byte(cookie))] = &session{credential: credential, who: who, csrf: csrf, expires: now.Add(SessionTTL)}
-	return cookie, csrf
+	s.m[key] = v
+	return cookie, v.csrf, nil
 }
 
-// end closes the session of cookie, if any.
-func (s *Sessions) end(cookie string) {
+// end closes the session of cookie, if any, on every replica.
+func (s *Sessions) end(ctx context.Context, cookie string) error {
+	key := sha256.Sum256([]byte(cookie))
 	s.mu.Lock()
-	delete(s.m, sha256.Sum256([]byte(cookie)))
+	delete(s.m, key)
 	s.mu.Unlock()
+	if s.store != nil {
+		return s.store.DeleteSession(ctx, hex.EncodeToString(key[:]))
+	}
+	return nil
 }
 
 // lookup answers the live session of r's cookie, or nil.
@@ -80,18 +111,43 @@ func (s *Sessions) lookup(r *http.Request) *session {
 		return nil
 	}
 	key := sha256.Sum256([]byte(c.Value))
+	now := s.clock.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	v := s.m[key]
-	if v == nil {
-		return nil
-	}
-	if !s.clock.Now().Before(v.expires) {
+	if v != nil && !now.Before(v.expires) {
 		delete(s.m, key)
+		v = nil
+	}
+	if v != nil && (s.store == nil || now.Sub(v.checked) < SessionRecheck) {
+		cp := *v
+		s.mu.Unlock()
+		return &cp
+	}
+	s.mu.Unlock()
+	if s.store == nil {
 		return nil
 	}
+	// Unknown here, or not confirmed for a while: the store decides.
+	stored, err := s.store.FindSession(r.Context(), hex.EncodeToString(key[:]))
+	if err != nil || !now.Before(stored.Expires) {
+		s.mu.Lock()
+		delete(s.m, key)
+		s.mu.Unlock()
+		return nil
+	}
+	v = &session{credential: stored.Credential, who: stored.Who, csrf: csrfOf(c.Value), expires: stored.Expires, checked: now}
+	s.mu.Lock()
+	s.m[key] = v
+	s.mu.Unlock()
 	cp := *v
 	return &cp
+}
+
+// csrfOf is the CSRF token of a session: a hash of its cookie under
+// another label than the session's id, so neither gives the other away.
+func csrfOf(cookie string) string {
+	sum := sha256.Sum256([]byte("keygate dashboard csrf\x00" + cookie))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // Credential is how the admin API honours the cookie. present is false

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -24,7 +25,7 @@ func request(method, cookie string, header map[string]string) *http.Request {
 func TestSessionCredential(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	s := NewSessions(clock)
-	cookie, csrf := s.start("the-admin-token", "admin token")
+	cookie, csrf, _ := s.start(context.Background(), "the-admin-token", "admin token")
 
 	for _, tc := range []struct {
 		name     string
@@ -63,9 +64,9 @@ func TestSessionCredential(t *testing.T) {
 
 func TestSignOutEndsTheSession(t *testing.T) {
 	s := NewSessions(clockwork.NewFakeClock())
-	a, _ := s.start("cred-a", "a")
-	b, _ := s.start("cred-b", "b")
-	s.end(a)
+	a, _, _ := s.start(context.Background(), "cred-a", "a")
+	b, _, _ := s.start(context.Background(), "cred-b", "b")
+	s.end(context.Background(), a)
 	if _, _, err := s.Credential(request("GET", a, nil)); err == nil {
 		t.Fatal("a signed-out session still works")
 	}

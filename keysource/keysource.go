@@ -114,6 +114,8 @@ type Source struct {
 	// lease is read on every request, so it is an atomic, not under mu.
 	lease atomic.Pointer[Lease]
 
+	installMu sync.Mutex // held by install, across its callbacks
+
 	mu       sync.Mutex
 	flight   *flight       // the fetch in progress, nil if none
 	changed  chan struct{} // closed and replaced whenever lease changes
@@ -527,9 +529,10 @@ func (s *Source) Rejected(ctx context.Context, secret string) (Lease, error) {
 
 // OnChange registers fn, run every time a new lease is installed (not for
 // the leases installed before). fn runs synchronously on the goroutine that
-// fetched the key, with none of the source's locks held, before anyone
-// waiting for that key is woken; it may call Current, Wait and View, but not
-// Rejected, which would wait for the fetch that is running fn.
+// fetched the key, before the source hands the new lease out or anyone
+// waiting for it is woken, with none of the locks of Current and View held;
+// it may call those (Current still returns the lease before l), but not
+// Wait or Rejected, which would wait for the fetch that is running fn.
 func (s *Source) OnChange(fn func(Lease)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -543,12 +546,15 @@ func (s *Source) notifyLocked() {
 }
 
 // install makes l the current lease and runs the OnChange callbacks.
+// The callbacks run first: until they have installed l where requests look
+// for it (the pool's key), the source neither hands l out (Current, Wait)
+// nor counts it in View, so a caller told the source is ready finds the
+// key in the pool. installMu keeps concurrent installs in order.
 func (s *Source) install(l Lease) {
+	s.installMu.Lock()
+	defer s.installMu.Unlock()
 	s.mu.Lock()
 	first := s.fetches == 0
-	s.fetches++
-	s.lastErr = nil
-	s.lease.Store(&l)
 	callbacks := s.onChange // append-only, so this prefix never changes
 	s.mu.Unlock()
 
@@ -563,8 +569,10 @@ func (s *Source) install(l Lease) {
 	for _, fn := range callbacks {
 		fn(l)
 	}
-	// Waiters wake after the callbacks, so they find the pool up to date.
 	s.mu.Lock()
+	s.fetches++
+	s.lastErr = nil
+	s.lease.Store(&l)
 	s.notifyLocked()
 	s.mu.Unlock()
 }

@@ -25,9 +25,16 @@ func TestSteadyTrafficRefreshesOncePerWindow(t *testing.T) {
 	e := newEnv(t, nil)
 	var mu sync.Mutex
 	var installed []keysource.Lease
+	var early []string
 	e.src.OnChange(func(l keysource.Lease) {
-		e.src.View() // a callback may use the source: it runs with no lock held
+		// A callback may use the source (it runs with no lock held), and
+		// the source does not hand l out or count it before the callbacks
+		// have put it where requests look for it.
+		v := e.src.View()
 		mu.Lock()
+		if v.Fetches != len(installed) || e.src.Current().Secret == l.Secret {
+			early = append(early, fmt.Sprintf("lease %d: View says %d fetches, Current is the new lease: %v", len(installed)+1, v.Fetches, e.src.Current().Secret == l.Secret))
+		}
 		installed = append(installed, l)
 		mu.Unlock()
 	})
@@ -47,6 +54,9 @@ func TestSteadyTrafficRefreshesOncePerWindow(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	if len(early) > 0 {
+		t.Errorf("a lease was handed out before its callbacks ran: %v", early)
+	}
 	if len(installed) != len(want) || len(keys) != len(want) {
 		t.Errorf("%d leases installed, %d keys used; want %d", len(installed), len(keys), len(want))
 	}

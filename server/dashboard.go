@@ -13,8 +13,12 @@ func addDashboard(mux *http.ServeMux, d Deps, login http.Handler) {
 	if d.Sessions == nil {
 		return
 	}
-	dashboard.Routes(mux, dashboard.Deps{
+	deps := dashboard.Deps{
 		Logger: d.Logger, Clock: d.Clock, Sessions: d.Sessions,
 		Verify: d.Auth.AdminToken, Login: login, Open: d.Auth.Open,
-	})
+	}
+	if d.Admin.Logins != nil && d.Admin.Logins.Throttle != nil {
+		deps.Throttle = d.Admin.Logins.Throttle // one count per address for passwords and admin tokens
+	}
+	dashboard.Routes(mux, deps)
 }

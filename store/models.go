@@ -79,18 +79,10 @@ func (db *DB) modelArgs(m *keygate.Model) ([]any, error) {
 // ListModels returns the models matching f, ordered by id, with their keys
 // in clear.
 func (db *DB) ListModels(ctx context.Context, f keygate.ModelFilter) ([]keygate.Model, error) {
-	var (
-		where []string
-		args  []any
-	)
-	for _, c := range []struct{ col, v string }{{"provider", f.Provider}, {"type", f.Type}, {"status", f.Status}} {
-		if c.v != "" {
-			where, args = append(where, "m."+c.col+" = ?"), append(args, c.v)
-		}
-	}
+	where, args := modelFilter(f)
 	var out []keygate.Model
 	err := db.read(ctx, "list models", func(tx *sql.Tx) (err error) {
-		out, err = db.queryModels(ctx, tx, strings.Join(where, " AND "), args)
+		out, err = db.queryModels(ctx, tx, where, args)
 		return err
 	})
 	return out, err
@@ -112,83 +104,80 @@ func (db *DB) FindModel(ctx context.Context, id int64) (*keygate.Model, error) {
 	return &out[0], nil
 }
 
-// queryModels reads the models matching where (over alias m) and their keys.
-func (db *DB) queryModels(ctx context.Context, tx *sql.Tx, where string, args []any) ([]keygate.Model, error) {
-	if db.keyring == nil {
-		return nil, errNoKeyring
-	}
+// ListModelsMasked is ListModels as a list shows it: each model's keys by
+// id, stored mask and status, so listing 10,000 keys decrypts none.
+func (db *DB) ListModelsMasked(ctx context.Context, f keygate.ModelFilter) ([]keygate.MaskedModel, error) {
+	where, args := modelFilter(f)
 	if where != "" {
 		where = " WHERE " + where
 	}
-	rows, err := tx.QueryContext(ctx, db.rebind("SELECT id, origin, "+strings.Join(modelColumns, ", ")+
-		" FROM models m"+where+" ORDER BY id"), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var (
-		out   []keygate.Model
-		index = map[int64]int{}
-	)
-	for rows.Next() {
-		var (
-			m         keygate.Model
-			source    []byte
-			fallbacks string
-			temp      sql.NullFloat64
-			hedge     string
-			headers   string
-		)
-		if err := rows.Scan(&m.ID, &m.Origin, &m.Name, &m.ModelID, &m.Provider, &m.Type, &m.Description,
-			&m.Status, &m.BaseURL, &m.AuthType, &m.KeyUsageMode, &source, &m.UpstreamModel, &fallbacks,
-			&m.SupportsVision, &m.MaxTokens, &m.ContextWindow, &m.InputPrice, &m.OutputPrice, &m.RPM, &m.TPM,
-			&temp, &headers, &m.APIVersion, &hedge); err != nil {
-			return nil, fmt.Errorf("scan: %w", err)
+	var out []keygate.MaskedModel
+	err := db.read(ctx, "list models", func(tx *sql.Tx) error {
+		models, index, err := db.modelRows(ctx, tx, where, args)
+		if err != nil || len(models) == 0 {
+			out = []keygate.MaskedModel{}
+			return err
 		}
-		if hedge != "" {
-			m.Hedge = new(keygate.Hedge)
-			if err := json.Unmarshal([]byte(hedge), m.Hedge); err != nil {
-				return nil, fmt.Errorf("model %d: hedge: %w", m.ID, err)
+		out = make([]keygate.MaskedModel, len(models))
+		for i, m := range models {
+			out[i].Model = m
+		}
+		rows, err := tx.QueryContext(ctx, db.rebind("SELECT mk.model_ref, k.id, k.masked, k.status "+modelKeysFrom(where)), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				ref int64
+				k   keygate.KeyRef
+			)
+			if err := rows.Scan(&ref, &k.ID, &k.Masked, &k.Status); err != nil {
+				return fmt.Errorf("scan key: %w", err)
 			}
+			m := &out[index[ref]]
+			m.Keys = append(m.Keys, k)
 		}
-		if temp.Valid {
-			m.Temperature = &temp.Float64
-		}
-		if err := json.Unmarshal([]byte(fallbacks), &m.Fallbacks); err != nil {
-			return nil, fmt.Errorf("model %d: fallbacks: %w", m.ID, err)
-		}
-		if len(m.Fallbacks) == 0 {
-			m.Fallbacks = nil
-		}
-		if err := json.Unmarshal([]byte(headers), &m.Headers); err != nil {
-			return nil, fmt.Errorf("model %d: headers: %w", m.ID, err)
-		}
-		if len(m.Headers) == 0 {
-			m.Headers = nil
-		}
-		if source != nil {
-			plain, err := db.keyring.sealer.Open(source, keySourceAAD)
-			if err != nil {
-				return nil, fmt.Errorf("model %d: key_source: %w", m.ID, err)
-			}
-			m.KeySource = new(keygate.KeySource)
-			if err := json.Unmarshal(plain, m.KeySource); err != nil {
-				return nil, fmt.Errorf("model %d: key_source: %w", m.ID, err)
-			}
-		}
-		index[m.ID] = len(out)
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return out, nil
-	}
+		return rows.Err()
+	})
+	return out, err
+}
 
-	rows, err = tx.QueryContext(ctx, db.rebind(`SELECT mk.model_ref, k.id, k.secret, k.status, k.weight, k.rpm, k.tpm
-		FROM model_keys mk JOIN provider_keys k ON k.id = mk.key_id JOIN models m ON m.id = mk.model_ref`+
-		where+` ORDER BY mk.model_ref, mk.position`), args...)
+// modelKeysFrom is the FROM … ORDER BY of a query over the keys of the
+// models matching where (a WHERE clause over alias m, or empty), in each
+// model's key order (model_keys_position_idx: no sort).
+func modelKeysFrom(where string) string {
+	from := "FROM model_keys mk JOIN provider_keys k ON k.id = mk.key_id"
+	if where != "" {
+		from += " JOIN models m ON m.id = mk.model_ref" + where
+	}
+	return from + " ORDER BY mk.model_ref, mk.position"
+}
+
+// modelFilter is f as conditions over alias m (empty: every model).
+func modelFilter(f keygate.ModelFilter) (string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	for _, c := range []struct{ col, v string }{{"provider", f.Provider}, {"type", f.Type}, {"status", f.Status}} {
+		if c.v != "" {
+			where, args = append(where, "m."+c.col+" = ?"), append(args, c.v)
+		}
+	}
+	return strings.Join(where, " AND "), args
+}
+
+// queryModels reads the models matching where (over alias m) and their keys.
+func (db *DB) queryModels(ctx context.Context, tx *sql.Tx, where string, args []any) ([]keygate.Model, error) {
+	if where != "" {
+		where = " WHERE " + where
+	}
+	out, index, err := db.modelRows(ctx, tx, where, args)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	rows, err := tx.QueryContext(ctx, db.rebind("SELECT mk.model_ref, k.id, k.secret, k.status, k.weight, k.rpm, k.tpm "+modelKeysFrom(where)), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -218,6 +207,77 @@ func (db *DB) queryModels(ctx context.Context, tx *sql.Tx, where string, args []
 		m.APIKeys = append(m.APIKeys, spec)
 	}
 	return out, rows.Err()
+}
+
+// modelRows reads the models matching where (a WHERE clause over alias m,
+// or empty) without their keys, and where each is in the answer by id.
+func (db *DB) modelRows(ctx context.Context, tx *sql.Tx, where string, args []any) ([]keygate.Model, map[int64]int, error) {
+	if db.keyring == nil {
+		return nil, nil, errNoKeyring
+	}
+	rows, err := tx.QueryContext(ctx, db.rebind("SELECT id, origin, "+strings.Join(modelColumns, ", ")+
+		" FROM models m"+where+" ORDER BY id"), args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var (
+		out   []keygate.Model
+		index = map[int64]int{}
+	)
+	for rows.Next() {
+		var (
+			m         keygate.Model
+			source    []byte
+			fallbacks string
+			temp      sql.NullFloat64
+			hedge     string
+			headers   string
+		)
+		if err := rows.Scan(&m.ID, &m.Origin, &m.Name, &m.ModelID, &m.Provider, &m.Type, &m.Description,
+			&m.Status, &m.BaseURL, &m.AuthType, &m.KeyUsageMode, &source, &m.UpstreamModel, &fallbacks,
+			&m.SupportsVision, &m.MaxTokens, &m.ContextWindow, &m.InputPrice, &m.OutputPrice, &m.RPM, &m.TPM,
+			&temp, &headers, &m.APIVersion, &hedge); err != nil {
+			return nil, nil, fmt.Errorf("scan: %w", err)
+		}
+		if hedge != "" {
+			m.Hedge = new(keygate.Hedge)
+			if err := json.Unmarshal([]byte(hedge), m.Hedge); err != nil {
+				return nil, nil, fmt.Errorf("model %d: hedge: %w", m.ID, err)
+			}
+		}
+		if temp.Valid {
+			m.Temperature = &temp.Float64
+		}
+		if err := json.Unmarshal([]byte(fallbacks), &m.Fallbacks); err != nil {
+			return nil, nil, fmt.Errorf("model %d: fallbacks: %w", m.ID, err)
+		}
+		if len(m.Fallbacks) == 0 {
+			m.Fallbacks = nil
+		}
+		if err := json.Unmarshal([]byte(headers), &m.Headers); err != nil {
+			return nil, nil, fmt.Errorf("model %d: headers: %w", m.ID, err)
+		}
+		if len(m.Headers) == 0 {
+			m.Headers = nil
+		}
+		if source != nil {
+			plain, err := db.keyring.sealer.Open(source, keySourceAAD)
+			if err != nil {
+				return nil, nil, fmt.Errorf("model %d: key_source: %w", m.ID, err)
+			}
+			m.KeySource = new(keygate.KeySource)
+			if err := json.Unmarshal(plain, m.KeySource); err != nil {
+				return nil, nil, fmt.Errorf("model %d: key_source: %w", m.ID, err)
+			}
+		}
+		index[m.ID] = len(out)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return out, index, nil
 }
 
 // CreateModel adds m as an API model with its keys.

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/secret"
@@ -127,9 +128,51 @@ func runModelSuite(t *testing.T, newURL func(t *testing.T) string) {
 			if len(list) > 0 && list[0].ID == m.ID && len(list[0].APIKeys) != 2 {
 				t.Errorf("filter %+v: keys not loaded", tt.f)
 			}
+			// The masked list is the same list, its keys named by the id
+			// and mask derived from the secret, in the model's key order.
+			masked, err := db.ListModelsMasked(ctx, tt.f)
+			must(t, err)
+			want := make([]keygate.MaskedModel, len(list))
+			for i, x := range list {
+				for _, k := range x.APIKeys {
+					want[i].Keys = append(want[i].Keys, keygate.KeyRef{ID: db.keyring.hasher.ID(k.Key), Masked: keygate.Mask(k.Key), Status: k.Status})
+				}
+				x.APIKeys = nil
+				want[i].Model = x
+			}
+			if !reflect.DeepEqual(masked, want) {
+				t.Errorf("filter %+v: masked list\n got %+v\nwant %+v", tt.f, masked, want)
+			}
 		}
 		if _, err := db.FindModel(ctx, 9999); keygate.ErrorCode(err) != keygate.ENotFound {
 			t.Errorf("FindModel(9999): %v, want not_found", err)
+		}
+	})
+
+	t.Run("DashboardSessions", func(t *testing.T) {
+		db := open(t, newURL(t))
+		at := time.UnixMilli(time.Now().UnixMilli()).Add(time.Hour)
+		s := keygate.DashboardSession{ID: strings.Repeat("ab", 32), Credential: "kg-admin-secret-in-session", Who: "admin token", Expires: at}
+		must(t, db.CreateSession(ctx, s))
+		old := keygate.DashboardSession{ID: strings.Repeat("cd", 32), Credential: "x", Who: "root", Expires: at.Add(-2 * time.Hour)}
+		must(t, db.CreateSession(ctx, old))
+		got, err := db.FindSession(ctx, s.ID)
+		must(t, err)
+		if got.Credential != s.Credential || got.Who != s.Who || !got.Expires.Equal(s.Expires) {
+			t.Fatalf("FindSession: %+v, want %+v", *got, s)
+		}
+		var sealed []byte
+		must(t, db.w.QueryRowContext(ctx, db.rebind("SELECT credential FROM dashboard_sessions WHERE id = ?"), s.ID).Scan(&sealed))
+		if bytes.Contains(sealed, []byte(s.Credential)) {
+			t.Fatal("the session's credential is stored in clear")
+		}
+		must(t, db.DeleteExpiredSessions(ctx, at.Add(-time.Hour)))
+		if _, err := db.FindSession(ctx, old.ID); keygate.ErrorCode(err) != keygate.ENotFound {
+			t.Fatalf("an expired session after the sweep: %v, want not_found", err)
+		}
+		must(t, db.DeleteSession(ctx, s.ID))
+		if _, err := db.FindSession(ctx, s.ID); keygate.ErrorCode(err) != keygate.ENotFound {
+			t.Fatalf("a deleted session: %v, want not_found", err)
 		}
 	})
 

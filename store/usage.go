@@ -69,6 +69,13 @@ func (db *DB) insertUsageSQLite(ctx context.Context, records []keygate.UsageReco
 	if err != nil {
 		return err
 	}
+	dayHours := keyDayHours(groups)
+	dayHourStmts := map[int]*sql.Stmt{}
+	for _, rows := range dayHours.sqliteShapes() {
+		if dayHourStmts[rows], err = db.sqlitePrepared(ctx, dayHours.sqliteSQL(rows)); err != nil {
+			return err
+		}
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -103,6 +110,18 @@ func (db *DB) insertUsageSQLite(ctx context.Context, records []keygate.UsageReco
 				return err
 			}
 		}
+	}
+	err = dayHours.sqlite(func(rows int, args []any) error {
+		var err error
+		if stmt := dayHourStmts[rows]; stmt != nil {
+			_, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, dayHours.sqliteSQL(rows), args...)
+		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -144,6 +163,30 @@ func (db *DB) sqliteInsert(ctx context.Context, rows int) (*sql.Stmt, error) {
 		db.stmts = map[int]*sql.Stmt{}
 	}
 	db.stmts[rows] = s
+	return s, nil
+}
+
+// sqlitePrepared returns query prepared on the writer, once: the rollups'
+// upserts come in a few shapes (rows per statement, hours of the day
+// touched), each parsed once. Past maxPrepared shapes it answers nil (run
+// the query unprepared), so no input grows the cache without end. Call it
+// before the write transaction begins: that holds the writer's only
+// connection.
+func (db *DB) sqlitePrepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	const maxPrepared = 512
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if s := db.prepared[query]; s != nil || len(db.prepared) >= maxPrepared {
+		return s, nil
+	}
+	s, err := db.w.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if db.prepared == nil {
+		db.prepared = map[string]*sql.Stmt{}
+	}
+	db.prepared[query] = s
 	return s, nil
 }
 
@@ -210,6 +253,8 @@ func (db *DB) insertUsagePostgres(ctx context.Context, records []keygate.UsageRe
 		for _, n := range narrowRollups {
 			batch.Queue(n.upsertPostgres(), n.arrays(n.rows(groups))...)
 		}
+		q, args := keyDayHours(groups).postgres()
+		batch.Queue(q, args...)
 		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 			return err
 		}
@@ -438,22 +483,26 @@ func (db *DB) SumUsage(ctx context.Context, q keygate.UsageQuery) ([]keygate.Usa
 		to = &v
 	}
 	cover(from, to, sumLevels(q), func(l *rollupLevel, lo, hi *int64) {
-		if l == nil {
+		switch {
+		case l == nil:
 			part("usage_records", "time_ms", "1", lo, hi)
-		} else {
+		case l.table == levelKeyDayHours.table:
+			// Bounded: it only covers the partial days of a range. One
+			// part per day, as a row holds one day's hours.
+			for d := floorTo(*lo, dayMS); d < *hi; d += dayMS {
+				s, a := dayHoursPart(max(d, *lo), min(d+dayMS, *hi))
+				parts, args = append(parts, s), append(args, a...)
+			}
+		default:
 			part(l.table, l.timeCol, "requests", lo, hi)
 		}
 	})
+	if q.GroupBy != "" {
+		return db.sumGroups(ctx, strings.Join(parts, " UNION ALL "), args)
+	}
 
-	group := "''"
-	if q.GroupBy != "" {
-		group = "g"
-	}
-	sqlText := "SELECT " + group + `, CAST(COALESCE(SUM(n), 0) AS BIGINT), CAST(COALESCE(SUM(p), 0) AS BIGINT),
+	sqlText := `SELECT '', CAST(COALESCE(SUM(n), 0) AS BIGINT), CAST(COALESCE(SUM(p), 0) AS BIGINT),
 		CAST(COALESCE(SUM(c), 0) AS BIGINT), COALESCE(SUM(cost), 0) FROM (` + strings.Join(parts, " UNION ALL ") + ") u"
-	if q.GroupBy != "" {
-		sqlText += " GROUP BY g ORDER BY g"
-	}
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("sum usage: %w", err)
@@ -479,6 +528,54 @@ func (db *DB) SumUsage(ctx context.Context, q keygate.UsageQuery) ([]keygate.Usa
 	return out, tx.Commit()
 }
 
+// sumGroups runs union, the parts of a grouped SumUsage, and adds its rows
+// up by group in Go. SQLite groups thousands of groups with a sort that
+// costs more per row than handing the row over: with 10,000 keys a day by
+// key took 450 ms grouped in SQL.
+func (db *DB) sumGroups(ctx context.Context, union string, args []any) ([]keygate.UsageTotal, error) {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sum usage: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, db.rebind("SELECT g, n, p, c, cost FROM ("+union+") u"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sum usage: %w", err)
+	}
+	defer rows.Close()
+	index := map[string]int{}
+	out := []keygate.UsageTotal{}
+	for rows.Next() {
+		var (
+			g       sql.RawBytes // a group seen before costs no string
+			n, p, c int64
+			cost    float64
+		)
+		if err := rows.Scan(&g, &n, &p, &c, &cost); err != nil {
+			return nil, fmt.Errorf("sum usage: scan: %w", err)
+		}
+		i, ok := index[string(g)]
+		if !ok {
+			i = len(out)
+			index[string(g)] = i
+			out = append(out, keygate.UsageTotal{Group: string(g)})
+		}
+		u := &out[i]
+		u.Requests += n
+		u.PromptTokens += p
+		u.CompletionTokens += c
+		u.Cost += cost
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sum usage: %w", err)
+	}
+	for i := range out {
+		out[i].TotalTokens = out[i].PromptTokens + out[i].CompletionTokens
+	}
+	slices.SortFunc(out, func(a, b keygate.UsageTotal) int { return strings.Compare(a.Group, b.Group) })
+	return out, tx.Commit()
+}
+
 // sumLevels are the rollups SumUsage reads q from, coarsest first. The
 // narrow rollups hold no user or token, so a filter on either needs
 // usage_minutes.
@@ -490,7 +587,7 @@ func sumLevels(q keygate.UsageQuery) []rollupLevel {
 	case "", "model":
 		return []rollupLevel{levelModelMinutes}
 	case "key":
-		return []rollupLevel{levelKeyDays, levelMinutes}
+		return []rollupLevel{levelKeyDays, levelKeyDayHours, levelMinutes}
 	}
 	return []rollupLevel{levelMinutes}
 }

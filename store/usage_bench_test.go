@@ -67,3 +67,55 @@ func BenchmarkInsertUsage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUsageByKey measures the dashboard's slowest report, usage over
+// a rolling 24 h grouped by key, with 10,000 keys and 1,000,000 records
+// over 7 days (as BenchmarkDashboard seeds them), on SQLite and on the
+// PostgreSQL of KEYGATE_TEST_POSTGRES_URL. Seeding takes a while; run it
+// alone: go test ./store -run '^$' -bench UsageByKey -benchtime 10x
+func BenchmarkUsageByKey(b *testing.B) {
+	dbs := map[string]func(b *testing.B) string{
+		"sqlite": func(b *testing.B) string { return "sqlite://" + filepath.Join(b.TempDir(), "keygate.db") },
+	}
+	if admin := os.Getenv("KEYGATE_TEST_POSTGRES_URL"); admin != "" {
+		dbs["postgres"] = func(b *testing.B) string { return newPostgresDatabase(b, admin) }
+	}
+	const keys, records, span = 10_000, 1_000_000, 7 * 24 * time.Hour
+	for _, name := range []string{"sqlite", "postgres"} {
+		newURL, ok := dbs[name]
+		if !ok {
+			continue
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			db, err := Open(ctx, newURL(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			now := time.Now()
+			batch := make([]keygate.UsageRecord, 0, 20_000)
+			for i := range records {
+				batch = append(batch, keygate.UsageRecord{
+					Time: now.Add(-span / records * time.Duration(records-1-i)), Model: fmt.Sprint("model-", i%5),
+					KeyID: fmt.Sprintf("k_%016x", i%keys), User: fmt.Sprint("user", i%50), Token: fmt.Sprint("token", i%20),
+					Status: 200, PromptTokens: 100 + i%400, CompletionTokens: 50 + i%200, Cost: 0.0001,
+				})
+				if len(batch) == cap(batch) {
+					if err := db.InsertUsage(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+					batch = batch[:0]
+				}
+			}
+			q := keygate.UsageQuery{From: now.Add(-24 * time.Hour), To: now, GroupBy: "key"}
+			b.ResetTimer()
+			for b.Loop() {
+				out, err := db.SumUsage(ctx, q)
+				if err != nil || len(out) != keys {
+					b.Fatalf("%d groups, %v", len(out), err)
+				}
+			}
+		})
+	}
+}

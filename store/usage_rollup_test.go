@@ -35,6 +35,14 @@ func runRollupTests(t *testing.T, open func(t *testing.T, url string) *DB, newUR
 			{at(-24 * time.Hour), at(0)}, {day(-1).Add(time.Millisecond), day(1).Add(-time.Millisecond)},
 			{day(-1).Add(-time.Minute), day(1).Add(90 * time.Second)}, {day(0).Add(-30 * time.Second), day(0).Add(30 * time.Second)},
 			{day(-1).Add(7*time.Hour + 3*time.Second), day(0).Add(5*time.Hour + 59*time.Minute)},
+			// Rolling 24 h windows (usage_key_day_hours covers the whole
+			// hours of their two partial days): at partial hours and
+			// minutes, on whole hours, and shorter spans across midnight.
+			{day(-1).Add(7*time.Hour + 30*time.Minute + 5*time.Second), day(0).Add(7*time.Hour + 30*time.Minute + 5*time.Second)},
+			{day(-1).Add(13 * time.Hour), day(0).Add(13 * time.Hour)}, {day(-1).Add(23 * time.Hour), day(0).Add(time.Hour)},
+			{day(-1).Add(22*time.Hour + 10*time.Minute), day(0).Add(2*time.Hour + 5*time.Minute + 500*time.Millisecond)},
+			{day(0).Add(time.Hour + 59*time.Minute), day(0).Add(3*time.Hour + time.Minute)}, {day(0).Add(time.Hour), day(0).Add(2 * time.Hour)},
+			{day(-1).Add(59 * time.Minute), day(1).Add(23*time.Hour + time.Minute)},
 		}
 		for i := range 30 {
 			span := 16 * time.Minute
@@ -116,7 +124,7 @@ func runRollupTests(t *testing.T, open func(t *testing.T, url string) *DB, newUR
 			t.Fatal(err)
 		}
 		for _, s := range []string{`DROP TABLE usage_minutes`, `DROP TABLE usage_model_minutes`, `DROP TABLE usage_key_days`,
-			`DROP TABLE usage_key_minutes`, `DELETE FROM schema_migrations WHERE version IN (20, 21)`} {
+			`DROP TABLE usage_key_minutes`, `DROP TABLE usage_key_day_hours`, `DELETE FROM schema_migrations WHERE version IN (20, 21, 92)`} {
 			if _, err := db.w.ExecContext(ctx, s); err != nil {
 				t.Fatal(err)
 			}
@@ -148,6 +156,7 @@ func runRollupTests(t *testing.T, open func(t *testing.T, url string) *DB, newUR
 			"usage_model_minutes": 4, // one model
 			"usage_key_minutes":   4, // minute 3 is k_2's only
 			"usage_key_days":      2, // one day, two keys
+			"usage_key_day_hours": 2, // one day, two keys
 		} {
 			var n int
 			if err := db.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil || n != want {

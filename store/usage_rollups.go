@@ -170,6 +170,8 @@ var (
 	levelModelMinutes = rollupLevel{"usage_model_minutes", "minute_ms", minuteMS}
 	levelKeyDays      = rollupLevel{"usage_key_days", "day_ms", dayMS}
 	levelKeyMinutes   = rollupLevel{"usage_key_minutes", "minute_ms", minuteMS}
+	// levelKeyDayHours is read through dayHoursPart, not by its time column.
+	levelKeyDayHours = rollupLevel{"usage_key_day_hours", "", hourMS}
 )
 
 // cover splits [lo, hi) (a nil bound is open) into the whole buckets of
