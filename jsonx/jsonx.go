@@ -27,7 +27,16 @@ func (e *Error) Error() string { return fmt.Sprintf("%s (at byte %d)", e.Msg, e.
 
 // Valid reports whether b is one well-formed JSON value nested at most
 // MaxDepth deep.
-func Valid(b []byte) bool { return check(b, false) == nil }
+func Valid(b []byte) bool { return check(b, false, nil) == nil }
+
+// ValidTop is Valid, and in the same pass it hands visit each member of a
+// top-level object: its key as written (quotes and escapes included) and
+// where its value is, b[start:end]. Members come as they are read, before
+// the rest of the document is checked: act on them only if ValidTop
+// returns true.
+func ValidTop(b []byte, visit func(key []byte, start, end int)) bool {
+	return check(b, false, visit) == nil
+}
 
 // CheckObject checks that b is a JSON object, well formed, nested at most
 // MaxDepth deep, and without a top-level key named twice.
@@ -36,15 +45,17 @@ func CheckObject(b []byte) error {
 	if i >= len(b) || b[i] != '{' {
 		return &Error{Offset: i, Msg: "the body must be a JSON object"}
 	}
-	return check(b, true)
+	return check(b, true, nil)
 }
 
 // check validates b; topKeys turns on the duplicate-key check of the
-// top-level object.
-func check(b []byte, topKeys bool) error {
+// top-level object; visit, if set, gets each member of a top-level object.
+func check(b []byte, topKeys bool, visit func(key []byte, start, end int)) error {
 	var stack [MaxDepth]byte // '{' or '['
 	depth := 0
 	var keys [][]byte
+	var key []byte // the top-level member whose value is being read (visit)
+	vstart := 0
 	i := skipSpace(b, 0)
 	if i >= len(b) {
 		return &Error{Offset: i, Msg: "empty document"}
@@ -70,15 +81,18 @@ func check(b []byte, topKeys bool) error {
 				goto after
 			}
 			if c == '{' {
-				var key []byte
+				var k []byte
 				var err error
-				if i, key, err = readKey(b, i); err != nil {
+				if i, k, err = readKey(b, i); err != nil {
 					return err
 				}
 				if topKeys && depth == 1 {
-					if err := addKey(&keys, key, i); err != nil {
+					if err := addKey(&keys, k, i); err != nil {
 						return err
 					}
+				}
+				if depth == 1 {
+					key, vstart = k, i
 				}
 			}
 			continue
@@ -113,6 +127,10 @@ func check(b []byte, topKeys bool) error {
 	after:
 		// --- after a value
 		for {
+			if visit != nil && depth == 1 && key != nil {
+				visit(key, vstart, i)
+				key = nil
+			}
 			i = skipSpace(b, i)
 			if depth == 0 {
 				if i != len(b) {
@@ -128,15 +146,18 @@ func check(b []byte, topKeys bool) error {
 			case b[i] == ',':
 				i = skipSpace(b, i+1)
 				if top == '{' {
-					var key []byte
+					var k []byte
 					var err error
-					if i, key, err = readKey(b, i); err != nil {
+					if i, k, err = readKey(b, i); err != nil {
 						return err
 					}
 					if topKeys && depth == 1 {
-						if err := addKey(&keys, key, i); err != nil {
+						if err := addKey(&keys, k, i); err != nil {
 							return err
 						}
+					}
+					if depth == 1 {
+						key, vstart = k, i
 					}
 				}
 			case b[i] == '}' && top == '{', b[i] == ']' && top == '[':

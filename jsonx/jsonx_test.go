@@ -56,3 +56,25 @@ func BenchmarkValid(b *testing.B) {
 		CheckObject(doc)
 	}
 }
+
+func TestValidTopReportsMembersInTheSamePass(t *testing.T) {
+	b := []byte(` {"id" : "x", "choices":[{"delta":{"content":"hi"}}] ,"e\u0072ror":{},"usage": null,"n":-1.5e3} `)
+	var got []string
+	if !ValidTop(b, func(key []byte, start, end int) { got = append(got, string(key)+"="+string(b[start:end])) }) {
+		t.Fatal("valid document refused")
+	}
+	want := []string{`"id"="x"`, `"choices"=[{"delta":{"content":"hi"}}]`, `"e\u0072ror"={}`, `"usage"=null`, `"n"=-1.5e3`}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("members %q, want %q", got, want)
+	}
+	for _, doc := range []string{`{"choices":[}`, `{"a":1}x`, `{"a":1,}`, `[1,2]`, `"s"`, strings.Repeat("[", MaxDepth+1)} {
+		n := 0
+		ok := ValidTop([]byte(doc), func([]byte, int, int) { n++ })
+		if ok != Valid([]byte(doc)) {
+			t.Errorf("%q: ValidTop %v, Valid %v", doc, ok, !ok)
+		}
+		if doc == `[1,2]` && n != 0 {
+			t.Errorf("an array has no members, got %d", n)
+		}
+	}
+}

@@ -146,6 +146,38 @@ func readTop(b []byte) top {
 	return t
 }
 
+// readValidTop is jsonx.Valid and readTop in one pass over b: a stream
+// reads one chunk per token, and two passes were twice the scanning.
+func readValidTop(b []byte) (top, bool) {
+	var t top
+	js := string(b) // one copy, as readTop's gjson.ParseBytes makes
+	ok := jsonx.ValidTop(b, func(key []byte, start, end int) {
+		k := key[1 : len(key)-1]
+		if bytes.IndexByte(k, '\\') >= 0 {
+			k = []byte(gjson.ParseBytes(key).Str) // as gjson reads a key: escapes decoded
+		}
+		var dst *gjson.Result
+		switch string(k) {
+		case "error":
+			dst = &t.errObj
+		case "choices":
+			dst = &t.choices
+		case "usage":
+			dst = &t.usage
+		case "data":
+			dst = &t.data
+		case "object":
+			dst = &t.object
+		case "output", "response", "type":
+			dst = &t.output
+		default:
+			return
+		}
+		*dst = gjson.Parse(js[start:end])
+	})
+	return t, ok
+}
+
 // isError: an error object with no result next to it, as one-api-style
 // relays answer 200 with {"error":{…}}.
 func (t *top) isError() bool {
@@ -318,10 +350,10 @@ func (s *stream) Event(ev sse.Event, out []byte) ([]byte, *provider.Failure) {
 	if bytes.Equal(data, done) {
 		return sse.AppendEvent(out, ev.Name, data), nil
 	}
-	if !jsonx.Valid(data) {
+	t, ok := readValidTop(data)
+	if !ok {
 		return out, malformed("the provider sent a stream event that is not valid JSON")
 	}
-	t := readTop(data)
 	if t.isError() {
 		f := failure(&provider.Request{Dialect: s.dialect}, http.StatusOK, http.Header{}, data, time.Now())
 		return out, &f

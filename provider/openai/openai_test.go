@@ -43,3 +43,21 @@ func TestStreamTextAndUsageByMeaning(t *testing.T) {
 		t.Fatalf("events relayed in canonical form: %q", out)
 	}
 }
+
+func TestStreamDetectsBrokenAndErrorEvents(t *testing.T) {
+	req := &provider.Request{Dialect: provider.DialectChat, Stream: true, Body: []byte(`{"model":"m","stream":true}`)}
+	for _, c := range []struct{ data, reason string }{
+		{`{"choices":[{"delta":{"content":"hi"}}]`, "not valid JSON"},
+		{`{"choices":[{"delta":{"content":"hi"}}]}}`, "not valid JSON"},
+		{`{"error":{"message":"Rate limit reached","type":"rate_limit_exceeded"}}`, ""},
+		{`{"\u0065rror":{"message":"Rate limit reached","type":"rate_limit_exceeded"}}`, ""},
+	} {
+		out, f := (Adapter{}).Stream(req).Event(sse.Event{Data: []byte(c.data)}, nil)
+		if f == nil || len(out) != 0 {
+			t.Fatalf("%s: relayed %q, want a failure", c.data, out)
+		}
+		if !strings.Contains(f.Verdict.Reason, c.reason) {
+			t.Errorf("%s: reason %q", c.data, f.Verdict.Reason)
+		}
+	}
+}
