@@ -83,17 +83,26 @@ func (t *Throttle) Held() int64 { return t.held.Load() }
 // shutdown begins, so the tarpit does not keep the server from stopping.
 func (t *Throttle) Release() { t.once.Do(func() { close(t.release) }) }
 
-// refuse answers a throttled login that must wait wait: after holding it
-// min(wait, Hold) (less if the caller leaves or Release is called), with
-// Retry-After counted from the moment it is sent. Past MaxHeld refusals
-// held at once it answers at once and closes the connection, so a client
-// looping past the cap pays for a new connection each time.
+// refuse answers a throttled login that must wait wait, once Tarpit has
+// held it.
 func (t *Throttle) refuse(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	left, closeConn := t.Tarpit(r, wait)
+	if closeConn {
+		w.Header()["Connection"] = closeHeader
+	}
+	refuse(w, left)
+}
+
+// Tarpit holds a throttled sign-in that must wait wait before it is
+// answered: min(wait, Hold), less if the caller leaves or Release is
+// called; it returns what is left of wait when the refusal may go (its
+// Retry-After). Past MaxHeld refusals held at once it holds nothing and
+// says the answer must close the connection, so a client looping past the
+// cap pays for a new connection each time.
+func (t *Throttle) Tarpit(r *http.Request, wait time.Duration) (left time.Duration, closeConn bool) {
 	if t.held.Add(1) > t.MaxHeld {
 		t.held.Add(-1)
-		w.Header()["Connection"] = closeConn
-		refuse(w, wait)
-		return
+		return wait, true
 	}
 	start := t.clock.Now()
 	timer := t.clock.NewTimer(min(wait, t.Hold))
@@ -104,10 +113,10 @@ func (t *Throttle) refuse(w http.ResponseWriter, r *http.Request, wait time.Dura
 	}
 	timer.Stop()
 	t.held.Add(-1)
-	refuse(w, wait-t.clock.Since(start))
+	return wait - t.clock.Since(start), false
 }
 
-var closeConn = []string{"close"}
+var closeHeader = []string{"close"}
 
 // sourceHost is the host of r's remote address, without allocating.
 func sourceHost(r *http.Request) string {

@@ -51,6 +51,10 @@ type AddrThrottle interface {
 	// AddrWait is how long r's address is locked out (zero: it may try),
 	// and whether that lockout is reported for the first time.
 	AddrWait(r *http.Request) (time.Duration, bool)
+	// Tarpit holds a locked-out sign-in before its refusal (so a client
+	// looping on refusals costs no CPU while held) and returns what is left
+	// of wait, and whether the answer must close the connection.
+	Tarpit(r *http.Request, wait time.Duration) (time.Duration, bool)
 	AddrFailed(r *http.Request)
 	AddrSucceeded(r *http.Request)
 }

@@ -43,6 +43,10 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 				if first {
 					s.d.Logger.Warn("dashboard sign-in throttled: address locked out", "remote", r.RemoteAddr, "retry_after", wait.Round(time.Second))
 				}
+				wait, closeConn := th.Tarpit(r, wait)
+				if closeConn {
+					w.Header().Set("Connection", "close")
+				}
 				ra := strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second)))
 				w.Header().Set("Retry-After", ra)
 				s.loginFailed(w, r, http.StatusTooManyRequests, "Too many failed sign-ins; try again in "+ra+" s.")
