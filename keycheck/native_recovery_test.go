@@ -11,14 +11,16 @@ import (
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/mockprovider"
 	_ "github.com/keygate/keygate/provider/anthropic"
+	_ "github.com/keygate/keygate/provider/azure"
 	_ "github.com/keygate/keygate/provider/gemini"
 	"github.com/tidwall/gjson"
 )
 
-// An Anthropic or Gemini key out of credit still lists its models, as the
-// real vendors do. The recovery schedule must not take that as a cure: it
+// An Anthropic, Gemini or Azure key out of credit still lists its models,
+// as the real vendors do. The recovery schedule must not take that as a cure: it
 // sends the vendor's real minimal call (Anthropic POST /v1/messages with
-// max_tokens 1; Gemini :generateContent with maxOutputTokens 1), and the
+// max_tokens 1; Gemini :generateContent with maxOutputTokens 1; Azure the
+// deployment's chat completions with max_tokens 1), and the
 // key heals only once that call passes.
 func TestRecoveryHealsNativeQuotaKeyOnlyOnARealCall(t *testing.T) {
 	for _, tc := range []struct {
@@ -31,6 +33,8 @@ func TestRecoveryHealsNativeQuotaKeyOnlyOnARealCall(t *testing.T) {
 		{"anthropic", "sk-ant-broke-000000001", "claude-3-5-haiku-latest", "", "/v1/models", "X-Api-Key", "/v1/messages", "max_tokens"},
 		{"gemini", "AIza-broke-00000000001", "gemini-2.0-flash", "/v1beta", "/v1beta/models", "X-Goog-Api-Key",
 			"/v1beta/models/gemini-2.0-flash:generateContent", "generationConfig.maxOutputTokens"},
+		{"azure", "azure-broke-key-000001", "gpt-4o-mini", "", "/openai/models?api-version=2024-10-21", "Api-Key",
+			"/openai/deployments/gpt-4o-mini/chat/completions", "max_tokens"},
 	} {
 		t.Run(tc.provider, func(t *testing.T) {
 			mock := mockprovider.New(mockprovider.Options{Models: []string{tc.model},

@@ -34,7 +34,10 @@ func TestCheckNativeWires(t *testing.T) {
 		"ant-bad-00000000002":  {VendorAnthropic, false, "authentication_error"},
 		"azok-000000000003":    {VendorAzure, true, ""},
 		"azbad-00000000004":    {VendorAzure, false, "authentication_error"},
-		"azslow-0000000005":    {VendorAzure, false, "rate_limit_exceeded"},
+		// A throttled Azure key still lists the resource's models, as the
+		// real service does: a check proves it authenticates, no more (a
+		// recovery check of a throttled key sends the one-token call).
+		"azslow-0000000005":    {VendorAzure, true, ""},
 		"AIza-ok-000000000006": {VendorGemini, true, ""},
 	}
 	results := c.CheckAll(context.Background(), Filter{Vendor: "all"}, nil)

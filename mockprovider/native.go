@@ -96,7 +96,7 @@ func (p *Provider) admit(w http.ResponseWriter, r *http.Request, vendor, key, mo
 			return false
 		}
 	}
-	if b != OK && !(r.Method == http.MethodGet && (vendor == VendorAnthropic || vendor == VendorGemini)) {
+	if b != OK && !(r.Method == http.MethodGet && (vendor == VendorAnthropic || vendor == VendorGemini || vendor == VendorAzure)) {
 		writeVendor(w, vendorFailure(vendor, b))
 		return false
 	}

@@ -123,6 +123,15 @@ func (Adapter) CheckRequest(ctx context.Context, t provider.Target) (*http.Reque
 	return req, nil
 }
 
+// MinimalRequest implements provider.MinimalCaller: the deployment's chat
+// completions with max_tokens 1, built as a caller's request would be. A
+// spent or throttled Azure key still lists the resource's models.
+func (a Adapter) MinimalRequest(ctx context.Context, t provider.Target) (*http.Request, error) {
+	body := append([]byte(`{"messages":[{"role":"user","content":"`+provider.MinimalPrompt+`"}],"max_tokens":1,"model":`), dialect.Quote(t.Model.UpstreamName())...)
+	return a.NewRequest(ctx, &provider.Request{Dialect: provider.DialectChat, Path: "chat/completions", Body: append(body, '}'),
+		Model: t.Model.UpstreamName()}, t)
+}
+
 // Stream implements provider.Adapter.
 func (Adapter) Stream(req *provider.Request) provider.Stream {
 	if native(req.Dialect) {
