@@ -263,9 +263,11 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 	}
 
-	// Memory, with streams that last about 70% of a phase: each proxy in a
-	// fresh process, so its VmHWM is the peak of this phase alone.
-	slow, err := spawn(childSpec{Role: roleProvider, Keys: keys, Words: words, ChunkDelay: opts.Duration / 25})
+	// Memory, with streams that last about 70% of a phase (and at least
+	// 0.64 s, so a smoke run on a busy machine still has every stream
+	// open at once): each proxy in a fresh process, so its VmHWM is the
+	// peak of this phase alone.
+	slow, err := spawn(childSpec{Role: roleProvider, Keys: keys, Words: words, ChunkDelay: max(opts.Duration, time.Second) / 25})
 	if err != nil {
 		return nil, err
 	}
