@@ -12,6 +12,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/respond"
 )
 
 // Login throttle (SPEC section 7): after repeated failures a username, and
@@ -258,7 +259,7 @@ func refuse(w http.ResponseWriter, wait time.Duration) {
 	h := w.Header()
 	h["Content-Type"] = jsonType
 	h["Content-Length"] = throttledLength
-	h["Retry-After"] = []string{strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second)))}
+	h["Retry-After"] = []string{respond.RetryAfterSeconds(wait)}
 	w.WriteHeader(http.StatusTooManyRequests)
 	w.Write(throttledBody)
 }

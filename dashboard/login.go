@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/respond"
 )
 
 func (s *server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +47,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 				if closeConn {
 					w.Header().Set("Connection", "close")
 				}
-				ra := strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second)))
+				ra := respond.RetryAfterSeconds(wait)
 				w.Header().Set("Retry-After", ra)
 				s.loginFailed(w, r, http.StatusTooManyRequests, "Too many failed sign-ins; try again in "+ra+" s.")
 				return

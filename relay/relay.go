@@ -14,9 +14,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -296,14 +294,13 @@ func (r *Relay) noAvailableKey(w http.ResponseWriter, g *pool.Group, groups []*p
 	}
 	if paced > 0 && (soonest.IsZero() || !soonest.After(now)) {
 		// Healthy keys, all out of room: room is what comes back first.
-		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(paced.Seconds())), 1)))
+		w.Header().Set("Retry-After", respond.RetryAfterSeconds(paced))
 		respond.Error(w, r.Logger, keygate.Errorf(keygate.ENoAvailableKey,
 			"every key of model %s is at its provider's rate limit; room comes back in %s", g.ID, paced.Round(time.Millisecond)))
 		return
 	}
 	if !soonest.IsZero() {
-		secs := int(math.Ceil(soonest.Sub(now).Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		w.Header().Set("Retry-After", respond.RetryAfterSeconds(soonest.Sub(now)))
 	}
 	respond.Error(w, r.Logger, keygate.Errorf(keygate.ENoAvailableKey, "every key of model %s is cooling down or disabled", g.ID))
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/dialect"
@@ -45,4 +46,10 @@ func Error(w http.ResponseWriter, logger *slog.Logger, err error) {
 	}
 	status := keygate.HTTPStatus(code)
 	JSON(w, status, errorBody{Error: errorFields{Message: keygate.ErrorMessage(err), Type: dialect.OpenAIErrorType(status), Code: code}})
+}
+
+// RetryAfterSeconds is wait as a Retry-After value: whole seconds, rounded
+// up, at least 1 (a caller told 0 would ask again at once).
+func RetryAfterSeconds(wait time.Duration) string {
+	return strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second)))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -111,7 +110,7 @@ func noHedge(h http.Header) bool {
 }
 
 func retryAfter(w http.ResponseWriter, wait time.Duration) {
-	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+	w.Header().Set("Retry-After", respond.RetryAfterSeconds(wait))
 }
 
 // cost is what a request is expected to use before it runs: enough for
