@@ -54,7 +54,7 @@ func HandleLogin(d Deps) http.Handler {
 		// decoded, with a precomputed answer, and reported once per lockout:
 		// during a flood of bad logins this is nearly every request.
 		if th != nil {
-			if wait, first := th.addrWait(r); wait > 0 {
+			if wait, first := th.AddrWait(r); wait > 0 {
 				if first {
 					d.Logger.Warn("login throttled: address locked out", "remote", sourceHost(r), "retry_after", wait.Round(time.Second))
 					if d.AuditLogin != nil {

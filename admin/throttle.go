@@ -140,10 +140,10 @@ func (e *strikes) locked(now time.Time) (wait time.Duration, first bool) {
 	return e.lockedUntil.Sub(now), first
 }
 
-// addrWait is the cheap check made before a login's body is read: how
+// AddrWait is the cheap check made before a login's body is read: how
 // long r's source address is locked out, and whether this lockout is
 // reported for the first time.
-func (t *Throttle) addrWait(r *http.Request) (time.Duration, bool) {
+func (t *Throttle) AddrWait(r *http.Request) (time.Duration, bool) {
 	host := sourceHost(r)
 	now := t.clock.Now()
 	t.mu.Lock()
@@ -198,11 +198,7 @@ func strike(m map[string]*strikes, key string, after int, now time.Time) {
 // A sign-in by a credential other than a password (the dashboard's admin
 // token) has no username: only its source address is counted, in the same
 // count as that address's password logins, so guessing either credential
-// locks the address out.
-
-// AddrWait is how long r's source address is still locked out, and
-// whether this lockout is reported for the first time.
-func (t *Throttle) AddrWait(r *http.Request) (time.Duration, bool) { return t.addrWait(r) }
+// locks the address out (AddrWait, AddrFailed, AddrSucceeded).
 
 // AddrFailed records a refused sign-in from r's source address.
 func (t *Throttle) AddrFailed(r *http.Request) {
