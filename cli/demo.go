@@ -15,6 +15,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/mockprovider"
+	"github.com/keygate/keygate/provider/azure"
 	"github.com/spf13/cobra"
 )
 
@@ -178,7 +179,7 @@ func demoConfig(listen, mockURL, keyServiceURL, dir string) (*config.Config, err
 			m.APIKeys = append(m.APIKeys, keygate.KeySpec{Key: demoKeys[k].key, Status: keygate.StatusEnabled})
 		}
 		if provider == "azure" {
-			m.APIVersion = "2024-10-21"
+			m.APIVersion = azure.DefaultAPIVersion
 		}
 		return m
 	}

@@ -23,6 +23,8 @@ import (
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
+	"github.com/keygate/keygate/provider/anthropic"
+	"github.com/keygate/keygate/provider/azure"
 )
 
 // Vendors whose check call keycheck knows. Any other provider is checked
@@ -276,7 +278,7 @@ func newCheckRequest(ctx context.Context, vendor string, m *keygate.Model, secre
 	case VendorAzure:
 		v := m.APIVersion
 		if v == "" {
-			v = DefaultAzureAPIVersion
+			v = azure.DefaultAPIVersion
 		}
 		url = base + "/openai/models?api-version=" + v
 	}
@@ -289,7 +291,7 @@ func newCheckRequest(ctx context.Context, vendor string, m *keygate.Model, secre
 		req.Header.Set("api-key", secret)
 	case VendorAnthropic:
 		req.Header.Set("x-api-key", secret)
-		req.Header.Set("anthropic-version", "2023-06-01")
+		req.Header.Set("anthropic-version", anthropic.Version)
 	case VendorGemini:
 		// The native API reads x-goog-api-key, its OpenAI-compatible
 		// endpoint a bearer token: send both.
@@ -300,10 +302,6 @@ func newCheckRequest(ctx context.Context, vendor string, m *keygate.Model, secre
 	}
 	return req, nil
 }
-
-// DefaultAzureAPIVersion is Azure OpenAI's api-version when a deployment
-// names none: the current generally available one.
-const DefaultAzureAPIVersion = "2024-10-21"
 
 // KnownVendor reports whether v is a vendor name the check route accepts.
 func KnownVendor(v string) bool {

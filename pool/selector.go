@@ -51,12 +51,7 @@ func (s *selector) prepare(slots []*Slot) {
 // usable reports whether a slot may serve this attempt: its key not
 // already tried by the same request, and admitted by its health.
 func usable(s *Slot, tried []*Key, now int64, a *Attempt) bool {
-	for _, t := range tried {
-		if t == s.Key {
-			return false
-		}
-	}
-	return s.hasRoom(now) && s.admit(now, a)
+	return !wasTried(s.Key, tried) && s.hasRoom(now) && s.admit(now, a)
 }
 
 // pick returns a usable slot, or nil when none is.
