@@ -1,6 +1,9 @@
 package provider
 
-import "net/http"
+import (
+	"context"
+	"net/http"
+)
 
 // apiKeyHeaders are where providers take an API key.
 var apiKeyHeaders = []string{"Api-Key", "X-Api-Key", "X-Goog-Api-Key"}
@@ -18,4 +21,15 @@ func UseBearer(out *http.Request, secret string) {
 		out.URL.RawQuery = q.Encode()
 	}
 	out.Header.Set("Authorization", "Bearer "+secret)
+}
+
+// NewUpstreamRequest builds one attempt's upstream request with a, carrying
+// a bearer target's secret as a bearer token: every call of an attempt (a
+// hedge's second one included) is built here, so none forgets it.
+func NewUpstreamRequest(ctx context.Context, a Adapter, req *Request, t Target) (*http.Request, error) {
+	out, err := a.NewRequest(ctx, req, t)
+	if err == nil && t.Bearer {
+		UseBearer(out, t.Secret)
+	}
+	return out, err
 }

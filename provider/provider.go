@@ -57,6 +57,9 @@ type Request struct {
 type Target struct {
 	Model  *keygate.Model
 	Secret string
+	// Bearer: the secret is a fetched OAuth 2.0 or Google access token,
+	// sent as "Authorization: Bearer" whatever the adapter sets (UseBearer).
+	Bearer bool
 }
 
 // Usage is what an answer says it used.

@@ -91,14 +91,11 @@ func (a *attempt) try(ctx context.Context, w http.ResponseWriter, rec *keygate.U
 	k := a.a.Key()
 	secret := k.Secret() // a request keeps the key it started with, even if a key service replaces it
 	ad := provider.For(a.a.Deployment.Model.Provider)
-	t := provider.Target{Model: &a.a.Deployment.Model, Secret: secret}
+	t := provider.Target{Model: &a.a.Deployment.Model, Secret: secret, Bearer: k.Bearer()}
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	out, err := ad.NewRequest(actx, &c.Request, t)
-	if err == nil && k.Bearer() {
-		provider.UseBearer(out, secret)
-	}
+	out, err := provider.NewUpstreamRequest(actx, ad, &c.Request, t)
 	if err != nil {
 		v := health.Verdict{Class: health.ClassInternal, Scope: health.ScopeNone, Failover: true, Reason: "could not build the upstream request"}
 		r.Logger.Error("build upstream request", "model", a.group, "key_id", k.ID, "err", keygate.MaskIn(err.Error(), secret))
@@ -155,7 +152,7 @@ func (a *attempt) answer(ctx, actx context.Context, cancel context.CancelCauseFu
 	out, u, f := ad.Answer(&c.Request, resp.StatusCode, resp.Header, body, r.Clock.Now())
 	a.traceAnswer(body)
 	if f != nil {
-		return a.judge(ctx, ad, provider.Target{Model: &a.a.Deployment.Model, Secret: a.a.Key().Secret()}, *f)
+		return a.judge(ctx, ad, a.target(), *f)
 	}
 	h := w.Header()
 	provider.CopyAnswerHeaders(h, resp.Header)
@@ -172,6 +169,12 @@ func (a *attempt) answer(ctx, actx context.Context, cancel context.CancelCauseFu
 // setHeaders sets keygate's answer headers from value slices made once
 // (header names here are canonical already): a Set each was two
 // allocations a request.
+// target is the deployment and the key of the attempt's call that answered.
+func (a *attempt) target() provider.Target {
+	k := a.a.Key()
+	return provider.Target{Model: &a.a.Deployment.Model, Secret: k.Secret(), Bearer: k.Bearer()}
+}
+
 func (a *attempt) setHeaders(h http.Header) {
 	h["X-Keygate-Key"] = a.a.Key().IDHeader()
 	h["X-Keygate-Attempts"] = attemptsHeader(a.n)

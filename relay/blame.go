@@ -111,7 +111,7 @@ func (r *Relay) confirm(ctx context.Context, ad provider.Adapter, k *pool.Key, t
 	cs.m[k] = c
 	cs.mu.Unlock()
 
-	c.res = r.check(ctx, ad, t, k.Bearer())
+	c.res = r.check(ctx, ad, t)
 	cs.mu.Lock()
 	delete(cs.m, k)
 	cs.mu.Unlock()
@@ -119,14 +119,14 @@ func (r *Relay) confirm(ctx context.Context, ad provider.Adapter, k *pool.Key, t
 	return c.res
 }
 
-func (r *Relay) check(ctx context.Context, ad provider.Adapter, t provider.Target, bearer bool) checkResult {
+func (r *Relay) check(ctx context.Context, ad provider.Adapter, t provider.Target) checkResult {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := ad.CheckRequest(cctx, t)
 	if err != nil {
 		return checkUnsure
 	}
-	if bearer {
+	if t.Bearer {
 		provider.UseBearer(req, t.Secret)
 	}
 	resp, err := r.transport().RoundTrip(req)

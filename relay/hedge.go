@@ -86,13 +86,13 @@ func (a *attempt) roundTrip(actx context.Context, out *http.Request, ad *provide
 	first, cancelFirst := a.startLeg(actx, func(ctx context.Context) (*http.Request, error) { return out.WithContext(ctx), nil },
 		*a.a, *ad, *t, c.hold, results)
 	if c.NoHedge || after <= 0 || c.tried == nil {
-		return a.win(<-results, first)
+		return a.win(<-results, first, ad, t)
 	}
 	timer := r.Clock.NewTimer(after)
 	select {
 	case l := <-results:
 		timer.Stop()
-		return a.win(l, first)
+		return a.win(l, first, ad, t)
 	case <-timer.Chan():
 	}
 	b, ok := c.Group.Pick(*c.tried, r.Clock.Now().UnixNano())
@@ -100,13 +100,13 @@ func (a *attempt) roundTrip(actx context.Context, out *http.Request, ad *provide
 		if ok {
 			r.Pool.Report(&b, pool.Outcome{Time: r.Clock.Now(), Failed: true, Verdict: health.Verdict{Class: health.ClassCanceled}})
 		}
-		return a.win(<-results, first)
+		return a.win(<-results, first, ad, t)
 	}
 	*c.tried = append(*c.tried, b.Key())
 	bad := provider.For(b.Deployment.Model.Provider)
-	bt := provider.Target{Model: &b.Deployment.Model, Secret: b.Key().Secret()}
+	bt := provider.Target{Model: &b.Deployment.Model, Secret: b.Key().Secret(), Bearer: b.Key().Bearer()}
 	_, cancelSecond := a.startLeg(actx, func(ctx context.Context) (*http.Request, error) {
-		return bad.NewRequest(ctx, &c.Request, bt)
+		return provider.NewUpstreamRequest(ctx, bad, &c.Request, bt)
 	}, b, bad, bt, r.reserve(&b, c), results)
 	firstN := a.n
 	a.n++ // the second call is an attempt of its own
@@ -117,7 +117,7 @@ func (a *attempt) roundTrip(actx context.Context, out *http.Request, ad *provide
 		// succeed. The failure is its key's, judged on its own.
 		y := <-results
 		a.lose(x, firstN, true)
-		return a.win(y, first)
+		return a.win(y, first, ad, t)
 	}
 	// The other is cancelled at once; its end is accounted for when it comes.
 	loserN := firstN
@@ -128,13 +128,14 @@ func (a *attempt) roundTrip(actx context.Context, out *http.Request, ad *provide
 		cancelFirst()
 	}
 	go func() { a.lose(<-results, loserN, false) }()
-	return a.win(x, first)
+	return a.win(x, first, ad, t)
 }
 
-// win makes l the attempt's call.
-func (a *attempt) win(l leg, first *pool.Slot) (*http.Response, error, func()) {
+// win makes l the attempt's call: its key, adapter and target (the
+// secret that answer is masked of) are the attempt's from here on.
+func (a *attempt) win(l leg, first *pool.Slot, ad *provider.Adapter, t *provider.Target) (*http.Response, error, func()) {
 	if l.a.Slot != first {
-		*a.a = l.a
+		*a.a, *ad, *t = l.a, l.ad, l.t
 		a.call.hold = l.hold
 	}
 	if l.err == nil {

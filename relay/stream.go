@@ -80,7 +80,7 @@ func (a *attempt) stream(ctx, actx context.Context, cancel context.CancelCauseFu
 		scratch = out
 		if f != nil {
 			if !committed {
-				return a.judge(ctx, ad, provider.Target{Model: &a.a.Deployment.Model, Secret: a.a.Key().Secret()}, *f)
+				return a.judge(ctx, ad, a.target(), *f)
 			}
 			rec.Status = http.StatusBadGateway
 			r.Logger.Warn("stream ended by an error event", "request_id", c.RequestID, "model", a.group, "class", f.Verdict.Class)
