@@ -12,7 +12,6 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/health"
-	"github.com/keygate/keygate/pace"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/respond"
@@ -114,16 +113,14 @@ func (a *attempt) try(ctx context.Context, w http.ResponseWriter, rec *keygate.U
 	defer resp.Body.Close()
 	a.status = resp.StatusCode
 	a.meta = ad.Meta(resp.Header, r.Clock.Now())
-	r.observe(a.a, &c.hold, resp.StatusCode, resp.Header, nil)
 
 	if resp.StatusCode >= 300 {
 		body, _ := a.read(actx, cancel, resp.Body, 64<<10, durationOr(r.BodyTimeout, 2*time.Minute))
-		if a.a.Deployment.Model.Provider == pace.VendorGemini {
-			r.observe(a.a, &c.hold, resp.StatusCode, resp.Header, body) // Gemini's limits are in its 429's body
-		}
+		r.observe(a.a, &c.hold, resp.StatusCode, resp.Header, body) // pace.Parse reads the body only where limits are in it (Gemini's 429)
 		f := ad.Failure(&c.Request, resp.StatusCode, resp.Header, body, r.Clock.Now())
 		return a.judge(ctx, ad, t, f)
 	}
+	r.observe(a.a, &c.hold, resp.StatusCode, resp.Header, nil)
 	if c.Stream && isEventStream(resp.Header) {
 		return a.stream(ctx, actx, cancel, w, ad, resp, started, rec)
 	}
