@@ -323,10 +323,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	recCtx, stopRec := context.WithCancel(context.Background())
 	defer stopRec()
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); a.recorder.Run(recCtx) }()
 	go func() { defer wg.Done(); a.states.run(recCtx) }()
-	wg.Add(1)
 	go func() { defer wg.Done(); a.audit.Run(recCtx) }()
 	go func() { defer wg.Done(); a.recovery.Run(recCtx) }()
 	if a.cluster != nil {

@@ -33,7 +33,6 @@ func (a *App) openCluster(keyring *secret.Keyring) error {
 // watchStates logs every key state change once and hands it to the
 // other replicas.
 func (a *App) watchStates() {
-	a.pool.SetClock(a.clock.Now)
 	a.pool.Watch(func(ch pool.Change) {
 		a.log.Info("key state changed", "key_id", ch.KeyID, "model", ch.Model, "change", ch.Kind, "class", ch.State.Class)
 		if m := a.metrics.Load(); m != nil {
