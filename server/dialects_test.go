@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -563,5 +564,36 @@ func TestModelsInAnthropicShape(t *testing.T) {
 	resp.Body.Close()
 	if gjson.GetBytes(body, "object").Str != "list" {
 		t.Errorf("OpenAI callers keep OpenAI's list: %s", body)
+	}
+}
+
+// An Azure deployment's own defaults reach its native chat route as they
+// reach OpenAI's: the deployment's temperature when the caller sent none,
+// and a stream asked for its usage.
+func TestAzureNativeChatGetsTheDeploymentsDefaults(t *testing.T) {
+	temp := 0.3
+	f := newFixture(t, setup{
+		opts: mockprovider.Options{Models: []string{"gpt-test"}},
+		models: func(base string) []keygate.Model {
+			return []keygate.Model{{ModelID: "m-azure", Provider: "azure", BaseURL: strings.TrimSuffix(base, "/v1"), UpstreamModel: "gpt-test",
+				APIVersion: "2024-10-21", Temperature: &temp, APIKeys: []keygate.KeySpec{{Key: healthyKey1}}}}
+		},
+	})
+	for _, stream := range []bool{false, true} {
+		body := `{"model":"m-azure","messages":[{"role":"user","content":"hi"}],"stream":` + strconv.FormatBool(stream) + `}`
+		resp := f.post(t, "/v1/chat/completions", appToken, body)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream=%v: %d", stream, resp.StatusCode)
+		}
+		reqs := f.provider.Requests()
+		up := gjson.ParseBytes(reqs[len(reqs)-1].Body)
+		if up.Get("temperature").Float() != temp {
+			t.Errorf("stream=%v: upstream temperature %v, want the deployment's %v: %s", stream, up.Get("temperature"), temp, reqs[len(reqs)-1].Body)
+		}
+		if stream && !up.Get("stream_options.include_usage").Bool() {
+			t.Errorf("a stream must ask for its usage: %s", reqs[len(reqs)-1].Body)
+		}
 	}
 }

@@ -17,8 +17,6 @@ import (
 	"github.com/keygate/keygate/provider"
 	"github.com/keygate/keygate/provider/bridge"
 	"github.com/keygate/keygate/provider/openai"
-	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 )
 
 func init() { provider.Register(Adapter{}) }
@@ -45,16 +43,7 @@ func native(d provider.Dialect) bool {
 func (Adapter) NewRequest(ctx context.Context, req *provider.Request, t provider.Target) (*http.Request, error) {
 	path, body := req.Path, req.Body
 	if native(req.Dialect) {
-		if req.ContentType != "" && req.Model != t.Model.UpstreamName() {
-			body = bridge.RenameFormModel(body, req.ContentType, t.Model.UpstreamName())
-		}
-		if req.Dialect == provider.DialectChat && req.Stream && !gjson.GetBytes(body, "stream_options.include_usage").Bool() {
-			// Ask for usage so the stream is billed (the openai adapter's
-			// stream keeps the chunk from a caller that did not ask).
-			if b, err := sjson.SetBytes(body, "stream_options.include_usage", true); err == nil {
-				body = b
-			}
-		}
+		body = openai.UpstreamBody(req, t)
 	} else {
 		var err error
 		if body, err = bridge.Body(dialect.WireOpenAI, req, t.Model); err != nil {

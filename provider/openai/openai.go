@@ -40,7 +40,7 @@ func (Adapter) NewRequest(ctx context.Context, req *provider.Request, t provider
 	if translated(req.Dialect) {
 		return translatedRequest(ctx, req, t)
 	}
-	body := upstreamBody(req, t)
+	body := UpstreamBody(req, t)
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, join(t.Model.BaseURL, req.Path), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -52,11 +52,12 @@ func (Adapter) NewRequest(ctx context.Context, req *provider.Request, t provider
 
 func join(base, path string) string { return strings.TrimRight(base, "/") + "/" + path }
 
-// upstreamBody is the caller's body with the model renamed when the
+// UpstreamBody is the caller's body with the model renamed when the
 // deployment's upstream name differs (upstream_model, or a fallback), a
 // default temperature filled in, and a chat stream asked for its usage so
-// it is billed. Otherwise the caller's bytes go out untouched.
-func upstreamBody(req *provider.Request, t provider.Target) []byte {
+// it is billed. Otherwise the caller's bytes go out untouched. Azure's
+// native routes send the same body.
+func UpstreamBody(req *provider.Request, t provider.Target) []byte {
 	body := req.Body
 	m := t.Model
 	if !isJSON(req.ContentType) {
