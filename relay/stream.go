@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/dialect"
 	"github.com/keygate/keygate/health"
 	"github.com/keygate/keygate/pool"
 	"github.com/keygate/keygate/provider"
+	"github.com/keygate/keygate/provider/bridge"
 	"github.com/keygate/keygate/respond"
 	"github.com/keygate/keygate/sse"
 )
@@ -128,10 +130,12 @@ const shutdownMessage = "keygate is shutting down: the stream was ended after sh
 // the caller's dialect, with the code a non-streamed request cut by
 // shutdown gets too (cutByShutdown): SPEC's no_available_key.
 func shutdownEvent(d provider.Dialect) []byte {
-	if d == provider.DialectMessages {
-		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"overloaded_error","message":"` + keygate.ENoAvailableKey + ": " + shutdownMessage + `"}}` + "\n\n")
+	caller := bridge.Caller(d)
+	var name []byte
+	if caller == dialect.Messages {
+		name = []byte("error")
 	}
-	return []byte(`data: {"error":{"message":"` + shutdownMessage + `","type":"server_error","code":"` + keygate.ENoAvailableKey + `"}}` + "\n\n")
+	return sse.AppendEvent(nil, name, dialect.AppendError(nil, caller, http.StatusServiceUnavailable, keygate.ENoAvailableKey, "", shutdownMessage))
 }
 
 // cutByShutdown answers a non-streamed request that shutdown cut before
