@@ -19,12 +19,7 @@ type Pacing struct {
 	MaxQueueWait time.Duration
 }
 
-func (p Pacing) maxWait() time.Duration {
-	if p.MaxQueueWait > 0 {
-		return p.MaxQueueWait
-	}
-	return pace.DefaultMaxQueueWait
-}
+func (p Pacing) maxWait() time.Duration { return durationOr(p.MaxQueueWait, pace.DefaultMaxQueueWait) }
 
 // held is the reservation of the attempt in progress.
 type held struct {

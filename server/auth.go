@@ -255,8 +255,7 @@ func (a *Auth) Open() bool { return a.open.Load() }
 // token, no gateway token and no user. Adding any credential later ends
 // open mode for good; removing credentials never brings it back.
 func (a *Auth) DecideOpen() bool {
-	users := a.users.Load()
-	open := len(*a.tokens.Load()) == 0 && !a.hasAdm && (users == nil || len(*users) == 0)
+	open := a.Credentials() == 0
 	a.open.Store(open)
 	return open
 }
