@@ -18,6 +18,17 @@ type window struct {
 	prev  int64
 }
 
+// adjust adds delta, never going below zero, to the minute at fell in,
+// while the window still holds it (the current minute or the one before).
+func (w *window) adjust(at time.Time, delta int64) {
+	switch at.UnixNano() - at.UnixNano()%int64(time.Minute) {
+	case w.start:
+		w.cur = max(w.cur+delta, 0)
+	case w.start - int64(time.Minute):
+		w.prev = max(w.prev+delta, 0)
+	}
+}
+
 func (w *window) roll(now int64) {
 	m := now - now%int64(time.Minute)
 	switch {
@@ -103,13 +114,7 @@ func (r *Rate) settleAt(at, now time.Time, reserved, used int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tok.roll(now.UnixNano())
-	m := at.UnixNano() - at.UnixNano()%int64(time.Minute)
-	switch m {
-	case r.tok.start:
-		r.tok.cur = max(r.tok.cur+int64(used-reserved), 0)
-	case r.tok.start - int64(time.Minute):
-		r.tok.prev = max(r.tok.prev+int64(used-reserved), 0)
-	}
+	r.tok.adjust(at, int64(used-reserved))
 }
 
 // release gives back a reservation of one request and tokens made at at,
@@ -125,18 +130,8 @@ func (r *Rate) release(at time.Time, tokens int) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m := at.UnixNano() - at.UnixNano()%int64(time.Minute)
-	for _, w := range []struct {
-		w *window
-		n int64
-	}{{&r.req, 1}, {&r.tok, int64(tokens)}} {
-		switch m {
-		case w.w.start:
-			w.w.cur = max(w.w.cur-w.n, 0)
-		case w.w.start - int64(time.Minute):
-			w.w.prev = max(w.w.prev-w.n, 0)
-		}
-	}
+	r.req.adjust(at, -1)
+	r.tok.adjust(at, -int64(tokens))
 }
 
 // Budget periods (SPEC section 6).
