@@ -357,3 +357,35 @@ func TestDashboardAdminTokenSignInIsThrottled(t *testing.T) {
 		t.Fatalf("a wrong token after a success: %d, want 401", resp.StatusCode)
 	}
 }
+
+// A change made from the dashboard is audited under the credential its
+// session signed in with, as the same change through the API is.
+func TestDashboardChangesAreAuditedUnderTheSignedInCredential(t *testing.T) {
+	cfg := baseConfig(t, t.TempDir())
+	cfg.Models = []keygate.Model{{ModelID: "gpt-4o-mini", Provider: "openai", BaseURL: "http://127.0.0.1:9/v1",
+		APIKeys: []keygate.KeySpec{{Key: "sk-dashboard-audit-key1"}}}}
+	g := start(t, cfg)
+	b := &browser{t: t, base: g.url, c: newCookieClient(t)}
+	if resp := b.signIn(url.Values{"admin_token": {adminToken}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	id := b.firstKey()
+	if resp, body := b.do("PATCH", "/api/v1/keys/"+id, `{"status":"disabled"}`, map[string]string{"X-CSRF-Token": b.csrf()}); resp.StatusCode != 200 {
+		t.Fatalf("disable from the dashboard: %d %s", resp.StatusCode, body)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, v := jsonCall(t, "GET", g.url+"/api/v1/audit", adminToken, "")
+		entries, _ := v["data"].([]any)
+		for _, e := range entries {
+			if e := e.(map[string]any); e["action"] == "keys.update" && e["target"] == id {
+				if e["actor"] != "admin" {
+					t.Fatalf("the dashboard's change is audited as %v, want admin (the credential its session signed in with)", e["actor"])
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit entry for the change: %v", entries)
+		}
+	}
+}

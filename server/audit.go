@@ -19,12 +19,13 @@ type Auditor interface {
 }
 
 // actor names who an admin request comes from, for the audit log: the
-// admin token, an admin user's login, or anyone in open mode.
+// admin token, an admin user's login (sent as a bearer token or signed in
+// to the dashboard with), or anyone in open mode.
 func (a *Auth) actor(r *http.Request) string {
 	if a.Open() {
 		return "anonymous"
 	}
-	token, _ := bearer(r)
+	token, _, _ := a.operatorCredential(r)
 	sum := sha256.Sum256([]byte(token))
 	if a.hasAdm && subtle.ConstantTimeCompare(sum[:], a.admin[:]) == 1 {
 		return "admin"

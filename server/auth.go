@@ -311,15 +311,9 @@ func bearer(r *http.Request) (string, bool) {
 // or an admin's login token. In open mode (no credential configured,
 // loopback only) every caller is an admin.
 func (a *Auth) Admin(r *http.Request) error {
-	token, ok := bearer(r)
-	if !ok && a.sessions != nil {
-		// A dashboard session stands for the credential it signed in with,
-		// checked afresh on every call; a change needs its CSRF token.
-		cred, present, err := a.sessions.Credential(r)
-		if err != nil {
-			return err
-		}
-		token, ok = cred, present
+	token, ok, err := a.operatorCredential(r)
+	if err != nil {
+		return err
 	}
 	if a.Open() {
 		return nil
@@ -328,6 +322,17 @@ func (a *Auth) Admin(r *http.Request) error {
 		return keygate.Errorf(keygate.EInvalidAPIKey, "missing bearer token in the Authorization header")
 	}
 	return a.AdminToken(r.Context(), token)
+}
+
+// operatorCredential is what an operator request authenticates with: its
+// bearer token, or else the credential its dashboard session stands for,
+// checked afresh on every call (a change needs its CSRF token).
+func (a *Auth) operatorCredential(r *http.Request) (string, bool, error) {
+	token, ok := bearer(r)
+	if !ok && a.sessions != nil {
+		return a.sessions.Credential(r)
+	}
+	return token, ok, nil
 }
 
 // AdminToken checks one admin credential: the admin token, or an admin's
