@@ -282,15 +282,6 @@ func usageArgs(dst []any, records []keygate.UsageRecord) []any {
 // minuteMS is the length of a rollup's minute in milliseconds.
 const minuteMS = 60_000
 
-// minuteOf is the start of the minute holding ms, a UTC unix millisecond.
-func minuteOf(ms int64) int64 {
-	m := ms - ms%minuteMS
-	if ms < 0 && m != ms {
-		m -= minuteMS
-	}
-	return m
-}
-
 // minuteGroup is one usage_minutes row's share of a batch.
 type minuteGroup struct {
 	minute                      int64
@@ -313,7 +304,7 @@ func rollUp(records []keygate.UsageRecord) []minuteGroup {
 	groups := make([]minuteGroup, 0, 16)
 	for i := range records {
 		r := &records[i]
-		k := minuteKey{minuteOf(r.Time.UnixMilli()), text(r.Model), text(r.KeyID), text(r.User), text(r.Token)}
+		k := minuteKey{floorTo(r.Time.UnixMilli(), minuteMS), text(r.Model), text(r.KeyID), text(r.User), text(r.Token)}
 		j, ok := index[k]
 		if !ok {
 			j = len(groups)
